@@ -1,0 +1,51 @@
+// The control plane: REST under /api/v1 (DESIGN.md "Control plane").
+//
+//   POST   /api/v1/keys        admin   create a scoped key → 201 record + "key"
+//   GET    /api/v1/keys        admin   list (?status=&provider=&name=&cursor=&limit=)
+//   GET    /api/v1/keys/{id}   admin   one key: limits, used, remaining, status
+//   DELETE /api/v1/keys/{id}   admin   revoke (idempotent)
+//   GET    /api/v1/key         scoped  the calling key's own record
+//
+// Admin routes authenticate before anything else, so an unauthenticated caller learns nothing
+// (not even whether an id exists) and changes nothing.
+//
+// Thread-safety: handle() may be called concurrently; the referenced objects must outlive this.
+#pragma once
+
+#include <string_view>
+
+#include "core/master_key.h"
+#include "proxy/authenticator.h"
+#include "till/clock.h"
+#include "till/http.h"
+#include "till/store.h"
+
+namespace till {
+
+class ControlPlane {
+ public:
+  ControlPlane(Store& store, const MasterKeyring& keyring, const Clock& clock)
+      : store_(store), keyring_(keyring), clock_(clock), auth_(store) {}
+
+  // True if `path` (raw, without query) belongs to the control plane.
+  static bool owns(std::string_view path);
+
+  HttpResponse handle(const HttpRequest& request);
+
+ private:
+  Result<HttpResponse> route(const HttpRequest& request, std::string_view path,
+                             std::string_view query);
+  Result<HttpResponse> create_key(const HttpRequest& request);
+  Result<HttpResponse> list_keys(std::string_view query);
+  Result<HttpResponse> show_key(std::string_view id);
+  Result<HttpResponse> revoke_key(std::string_view id);
+  Result<HttpResponse> own_key(const HttpRequest& request);
+  Result<void> require_admin(const HttpRequest& request);
+
+  Store& store_;
+  const MasterKeyring& keyring_;
+  const Clock& clock_;
+  Authenticator auth_;
+};
+
+}  // namespace till

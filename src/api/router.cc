@@ -1,0 +1,21 @@
+#include "api/router.h"
+
+#include "core/url.h"
+#include "proxy/error_response.h"
+
+namespace till {
+
+HttpResponse Router::handle(const HttpRequest& request) {
+  const RequestTarget target = split_target(request.target);
+  if (target.path == "/healthz") {
+    if (request.method != "GET" && request.method != "HEAD") {
+      return error_response(Error::client(ErrorCode::kMethodNotAllowed, "use GET /healthz"));
+    }
+    return json_response(200, R"({"status":"ok"})");
+  }
+  if (ControlPlane::owns(target.path)) return control_plane_.handle(request);
+  return error_response(
+      Error::client(ErrorCode::kNotFound, "no such endpoint: " + std::string(target.path)));
+}
+
+}  // namespace till

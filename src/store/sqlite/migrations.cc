@@ -1,0 +1,137 @@
+#include "store/sqlite/migrations.h"
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace till::sqlite {
+namespace {
+
+struct Migration {
+  int version;
+  std::string_view sql;
+};
+
+// Append new steps at the end; never edit a released one.
+constexpr std::array kMigrations = {
+    Migration{1, R"sql(
+-- Scoped keys with their limits, scope and budget counters. Money is integer nano-dollars.
+-- `seq` orders keys by insertion (newest first in listings) and is the list cursor.
+-- Scope lists are JSON arrays of strings (see string_list_codec.h).
+CREATE TABLE keys (
+  id                        TEXT PRIMARY KEY NOT NULL,
+  seq                       INTEGER NOT NULL UNIQUE,
+  name                      TEXT NOT NULL,
+  provider                  TEXT NOT NULL,
+  metadata_json             TEXT NOT NULL,
+  status                    TEXT NOT NULL
+      CHECK (status IN ('active', 'exhausted', 'revoked', 'expired', 'suspended')),
+  secret_hash               BLOB NOT NULL CHECK (length(secret_hash) = 32),
+  max_requests              INTEGER,
+  max_tokens                INTEGER,
+  max_spend_nanos           INTEGER,
+  models                    TEXT NOT NULL,
+  allowed_cidrs             TEXT NOT NULL,
+  rpm                       INTEGER,
+  max_concurrency           INTEGER,
+  expires_at_ms             INTEGER,
+  created_at_ms             INTEGER NOT NULL,
+  updated_at_ms             INTEGER NOT NULL,
+  parent_id                 TEXT REFERENCES keys (id),
+  credential                TEXT,
+  used_requests             INTEGER NOT NULL DEFAULT 0,
+  used_input_tokens         INTEGER NOT NULL DEFAULT 0,
+  used_cached_input_tokens  INTEGER NOT NULL DEFAULT 0,
+  used_output_tokens        INTEGER NOT NULL DEFAULT 0,
+  used_reasoning_tokens     INTEGER NOT NULL DEFAULT 0,
+  used_unmetered_tokens     INTEGER NOT NULL DEFAULT 0,
+  used_spend_nanos          INTEGER NOT NULL DEFAULT 0,
+  reserved_requests         INTEGER NOT NULL DEFAULT 0 CHECK (reserved_requests >= 0),
+  reserved_tokens           INTEGER NOT NULL DEFAULT 0 CHECK (reserved_tokens >= 0),
+  reserved_spend_nanos      INTEGER NOT NULL DEFAULT 0 CHECK (reserved_spend_nanos >= 0)
+);
+-- One index per list filter, ending in seq so that a filtered page is an index range scan.
+CREATE INDEX keys_by_status ON keys (status, seq);
+CREATE INDEX keys_by_provider ON keys (provider, seq);
+CREATE INDEX keys_by_name ON keys (name, seq);
+CREATE INDEX keys_by_parent ON keys (parent_id);
+
+-- Outstanding reservations: a row exists from reserve until settle. WITHOUT ROWID keeps each
+-- reserve and settle to one b-tree write on this table.
+CREATE TABLE reservations (
+  id             TEXT PRIMARY KEY NOT NULL,
+  key_id         TEXT NOT NULL REFERENCES keys (id),
+  requests       INTEGER NOT NULL CHECK (requests >= 0),
+  tokens         INTEGER NOT NULL CHECK (tokens >= 0),
+  spend_nanos    INTEGER NOT NULL CHECK (spend_nanos >= 0),
+  created_at_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE admin_keys (
+  id             TEXT PRIMARY KEY NOT NULL,
+  name           TEXT NOT NULL,
+  secret_hash    BLOB NOT NULL CHECK (length(secret_hash) = 32),
+  created_at_ms  INTEGER NOT NULL,
+  revoked_at_ms  INTEGER
+);
+)sql"},
+};
+
+constexpr std::string_view kCreateMigrationsTable = R"sql(
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version     INTEGER PRIMARY KEY,
+  applied_at  INTEGER NOT NULL  -- Unix milliseconds
+))sql";
+
+// The highest version recorded; 0 for a new database.
+// REQUIRES: inside a transaction on `connection`.
+Result<int64_t> recorded_version(Connection& connection) {
+  Result<Statement> select =
+      connection.prepare("SELECT coalesce(max(version), 0) FROM schema_migrations");
+  if (!select) return fail(select.error());
+  Result<bool> row = select->step("reading the schema version");
+  if (!row) return fail(row.error());
+  return *row ? select->column_int64(0) : 0;
+}
+
+Error too_new(int64_t version) {
+  return Error::internal("the database has schema version " + std::to_string(version) +
+                         " but this till knows versions up to " +
+                         std::to_string(latest_schema_version()) +
+                         "; it was written by a newer till: upgrade till to open it");
+}
+
+}  // namespace
+
+int latest_schema_version() { return kMigrations.back().version; }
+
+Result<void> apply_migrations(Connection& connection, Timestamp now) {
+  for (const Migration& migration : kMigrations) {
+    Result<Transaction> transaction = connection.begin_immediate();
+    if (!transaction) return fail(transaction.error());
+    if (Result<void> created =
+            connection.exec(kCreateMigrationsTable, "creating schema_migrations");
+        !created) {
+      return fail(created.error());
+    }
+    Result<int64_t> version = recorded_version(connection);
+    if (!version) return fail(version.error());
+    if (*version > latest_schema_version()) return fail(too_new(*version));
+    if (*version >= migration.version) continue;  // already applied; the transaction rolls back
+
+    std::string operation = "schema migration " + std::to_string(migration.version);
+    if (Result<void> applied = connection.exec(migration.sql, operation); !applied) {
+      return fail(applied.error());
+    }
+    Result<Statement> record =
+        connection.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+    if (!record) return fail(record.error());
+    record->bind(1, static_cast<int64_t>(migration.version));
+    record->bind(2, to_unix_ms(now));
+    if (Result<void> recorded = record->run(operation); !recorded) return fail(recorded.error());
+    if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
+  }
+  return {};
+}
+
+}  // namespace till::sqlite

@@ -1,0 +1,101 @@
+// SqliteStore: the embedded SQLite backend of Store (include/till/store.h), the default for
+// `till serve`. Internal to src/store; the rest of till reaches it through open_sqlite_store().
+//
+// Concurrency: one SQLite connection guarded by one mutex. Every method holds the mutex for its
+// whole duration, so calls from the threads of one process are serialised; a budget operation is
+// a few microseconds of work plus one WAL append, which is well within what the data plane needs
+// until the in-memory ledger lands. Other processes sharing the file are serialised by SQLite's
+// own locking: every write is a BEGIN IMMEDIATE transaction, so read-check-write sequences
+// (reserve, settle) are atomic across processes too. A call that cannot get the lock within the
+// busy timeout fails with kUnavailable (retryable).
+//
+// Durability: a reservation or settlement is committed to the WAL before the call returns and so
+// survives a crash or kill -9 of the process; see connection.cc for the power-loss trade-off.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "store/sqlite/connection.h"
+#include "store/sqlite/statement.h"
+#include "till/store.h"
+
+namespace till::sqlite {
+
+struct SqliteStoreOptions {
+  // How long a call waits for another process's lock before failing with kUnavailable.
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+// open_sqlite_store(path) with explicit options (tests shorten the busy timeout).
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
+                                                 const SqliteStoreOptions& options);
+
+class SqliteStore final : public Store {
+ public:
+  // Compiles the store's statements on a connection whose schema is up to date.
+  static Result<std::unique_ptr<SqliteStore>> create(std::unique_ptr<Connection> connection);
+
+  Result<void> insert_key(const KeyRecord& key) override;
+  Result<KeyRecord> find_key(std::string_view id) override;
+  Result<KeyPage> list_keys(const KeyFilter& filter) override;
+  Result<KeyRecord> set_status(std::string_view id, KeyStatus status, Timestamp now) override;
+
+  Result<Reservation> reserve(std::string_view key_id, const Budget& amount,
+                              Timestamp now) override;
+  Result<KeyRecord> settle(std::string_view reservation_id, const Usage& actual,
+                           Timestamp now) override;
+  Result<int64_t> settle_orphaned_reservations(Timestamp now) override;
+
+  Result<void> insert_admin_key(const AdminKeyRecord& key) override;
+  Result<AdminKeyRecord> find_admin_key(std::string_view id) override;
+  Result<int64_t> count_admin_keys() override;
+
+ private:
+  // A reservation row removed from the table, about to be charged to its key.
+  struct TakenReservation {
+    std::string key_id;
+    Budget amount;
+  };
+
+  SqliteStore(std::unique_ptr<Connection> connection, uint64_t reservation_id_prefix);
+
+  // REQUIRES: mutex_ held (all helpers below too).
+  Result<std::optional<KeyRecord>> find_key_locked(std::string_view id);
+  // Writes the key's status, updated_at and counters.
+  Result<void> write_key_state(const KeyRecord& key);
+  // Deletes the reservation and returns what it held; nullopt if there is none.
+  // REQUIRES: inside a write transaction.
+  Result<std::optional<TakenReservation>> take_reservation(std::string_view reservation_id);
+  // Replaces `reserved` by `actual` on the key and applies the exhaustion rule.
+  // REQUIRES: inside a write transaction.
+  Result<KeyRecord> charge(const TakenReservation& reservation, const Usage& actual, Timestamp now);
+  // The compiled list statement for the filters `filter` uses (compiled on first use).
+  Result<Statement*> list_statement(const KeyFilter& filter);
+  std::string next_reservation_id();
+
+  std::mutex mutex_;
+  std::unique_ptr<Connection> connection_;
+  Statement insert_key_;
+  Statement key_exists_;
+  Statement find_key_;
+  Statement write_key_state_;
+  Statement insert_reservation_;
+  Statement take_reservation_;
+  Statement list_reservation_ids_;
+  Statement insert_admin_key_;
+  Statement find_admin_key_;
+  Statement count_admin_keys_;
+  // Indexed by which filters are set: bit 0 status, bit 1 provider, bit 2 name.
+  std::array<std::optional<Statement>, 8> list_keys_;
+  const uint64_t reservation_id_prefix_;  // random per open, so ids never repeat across opens
+  uint64_t reservation_counter_ = 0;
+};
+
+}  // namespace till::sqlite

@@ -1,0 +1,241 @@
+// The SQLite backend: the conformance suite, plus what only a file-backed store has (file modes,
+// schema migrations, locking between processes, strict cursors).
+#include "store/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/sqlite/migrations.h"
+#include "unit/store/store_conformance.h"
+
+namespace till::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string db_path(const std::string& dir) { return dir + "/till.db"; }
+
+std::unique_ptr<Store> open_sqlite(const std::string& dir) {
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(db_path(dir));
+  if (!store) {
+    ADD_FAILURE() << "open_sqlite_store: " << store.error().message;
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
+                         ::testing::Values(StoreBackend{"sqlite", open_sqlite}),
+                         StoreBackendName());
+
+// A temporary directory for one test.
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "till-sqlite-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    path_ = db_path(dir_);
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // A raw connection for looking behind the Store's back.
+  struct RawDb {
+    sqlite3* db = nullptr;
+    ~RawDb() { sqlite3_close(db); }
+  };
+  void open_raw(RawDb& raw) {
+    ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &raw.db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    sqlite3_busy_timeout(raw.db, 5000);
+  }
+  static void exec(RawDb& raw, const char* sql) {
+    ASSERT_EQ(sqlite3_exec(raw.db, sql, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sql << ": " << sqlite3_errmsg(raw.db);
+  }
+  static std::vector<std::string> column(RawDb& raw, const char* sql) {
+    std::vector<std::string> values;
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(raw.db, sql, -1, &stmt, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(raw.db);
+    while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      values.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "NULL");
+    }
+    sqlite3_finalize(stmt);
+    return values;
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+KeyRecord simple_key(std::string id) {
+  KeyRecord key;
+  key.id = std::move(id);
+  key.provider = "openai";
+  key.created_at = from_unix_ms(1'764'860'400'000);
+  key.updated_at = key.created_at;
+  return key;
+}
+
+mode_t file_mode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreOwnerOnlyWhateverTheUmask) {
+  // 0: nothing masked off (the files would be world-writable if created with 0666); 0277: even
+  // the owner's write bit masked off (the store could not write its own files).
+  for (mode_t umask : {mode_t{0}, mode_t{0277}}) {
+    SCOPED_TRACE("umask " + std::to_string(umask));
+    std::string path = dir_ + "/umask-" + std::to_string(umask) + ".db";
+    mode_t old_umask = ::umask(umask);
+    Result<std::unique_ptr<Store>> store = open_sqlite_store(path);
+    Result<void> inserted = store ? (*store)->insert_key(simple_key("key_1"))  // writes the WAL
+                                  : Result<void>();
+    ::umask(old_umask);
+    ASSERT_OK(store);
+    ASSERT_OK(inserted);
+    for (const std::string& file : {path, path + "-wal", path + "-shm"}) {
+      ASSERT_TRUE(std::filesystem::exists(file)) << file;
+      EXPECT_EQ(file_mode(file), 0600u) << file << " has mode " << std::oct << file_mode(file);
+    }
+  }
+}
+
+TEST_F(SqliteStoreTest, UsesWalJournalAndRecordsAppliedMigrations) {
+  {
+    Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+    ASSERT_OK(store);
+  }
+  {
+    Result<std::unique_ptr<Store>> again = open_sqlite_store(path_);  // applies nothing new
+    ASSERT_OK(again);
+  }
+  RawDb raw;
+  open_raw(raw);
+  EXPECT_EQ(column(raw, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  std::vector<std::string> versions;
+  for (int v = 1; v <= sqlite::latest_schema_version(); ++v) versions.push_back(std::to_string(v));
+  EXPECT_EQ(column(raw, "SELECT version FROM schema_migrations ORDER BY version"), versions);
+  EXPECT_EQ(column(raw, "SELECT count(*) FROM schema_migrations WHERE applied_at > 0"),
+            std::vector<std::string>{std::to_string(versions.size())});
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerTill) {
+  {
+    Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+    ASSERT_OK(store);
+    ASSERT_OK((*store)->insert_key(simple_key("key_1")));
+  }
+  {
+    RawDb raw;
+    open_raw(raw);
+    std::string sql = "INSERT INTO schema_migrations (version, applied_at) VALUES (" +
+                      std::to_string(sqlite::latest_schema_version() + 1) + ", 1)";
+    exec(raw, sql.c_str());
+  }
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, ErrorCode::kInternal);
+  EXPECT_NE(store.error().message.find("newer"), std::string::npos) << store.error().message;
+  EXPECT_NE(store.error().message.find(std::to_string(sqlite::latest_schema_version() + 1)),
+            std::string::npos)
+      << store.error().message;
+  // The data is untouched.
+  RawDb raw;
+  open_raw(raw);
+  EXPECT_EQ(column(raw, "SELECT id FROM keys"), std::vector<std::string>{"key_1"});
+}
+
+TEST_F(SqliteStoreTest, OpenFailsCleanlyOnAFileThatIsNotADatabase) {
+  std::ofstream(path_) << std::string(8192, 'x');
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, ErrorCode::kInternal);
+  EXPECT_FALSE(store.error().message.empty());
+}
+
+TEST_F(SqliteStoreTest, OpenFailsCleanlyInAMissingDirectory) {
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(dir_ + "/missing/till.db");
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, ErrorCode::kInternal);
+  EXPECT_NE(store.error().message.find("missing/till.db"), std::string::npos)
+      << store.error().message;
+}
+
+TEST_F(SqliteStoreTest, ALockHeldByAnotherProcessIsUnavailableAndRetryable) {
+  Result<std::unique_ptr<Store>> store =
+      sqlite::open_sqlite_store(path_, sqlite::SqliteStoreOptions{.busy_timeout = 50ms});
+  ASSERT_OK(store);
+  ASSERT_OK((*store)->insert_key(simple_key("key_1")));
+
+  RawDb other;  // another connection stands for another process
+  open_raw(other);
+  exec(other, "BEGIN IMMEDIATE");
+  Result<Reservation> blocked = (*store)->reserve("key_1", Budget{1, 0, {}}, {});
+  ASSERT_TRUE(fails_with(blocked, ErrorCode::kUnavailable));
+  EXPECT_TRUE(blocked.error().retryable);
+  Result<KeyRecord> readable = (*store)->find_key("key_1");  // WAL: readers are not blocked
+  EXPECT_OK(readable);
+
+  exec(other, "COMMIT");
+  Result<Reservation> retried = (*store)->reserve("key_1", Budget{1, 0, {}}, {});
+  ASSERT_OK(retried);
+  Result<KeyRecord> key = (*store)->find_key("key_1");
+  ASSERT_OK(key);
+  EXPECT_EQ(key->reserved.requests, 1);  // the refused attempt left nothing behind
+}
+
+TEST_F(SqliteStoreTest, CursorsAreCanonicalDecimalSequenceNumbers) {
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+  ASSERT_OK(store);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_OK((*store)->insert_key(simple_key("key_" + std::to_string(i))));
+  Result<KeyPage> page = (*store)->list_keys({.limit = 1});
+  ASSERT_OK(page);
+  ASSERT_TRUE(page->next_cursor);
+  EXPECT_EQ(*page->next_cursor, "3");
+  for (const char* cursor :
+       {"0", "03", "+3", " 3", "3 ", "3\n", "1e3", "0x3", "9223372036854775808", "-0"}) {
+    Result<KeyPage> bad = (*store)->list_keys({.cursor = cursor});
+    EXPECT_TRUE(fails_with(bad, ErrorCode::kInvalidRequest)) << "cursor \"" << cursor << "\"";
+  }
+  Result<KeyPage> max = (*store)->list_keys({.cursor = "9223372036854775807"});
+  ASSERT_OK(max);
+  EXPECT_EQ(max->keys.size(), 3u);
+}
+
+TEST_F(SqliteStoreTest, MoneyAndCountersAreStoredAsIntegers) {
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+  ASSERT_OK(store);
+  KeyRecord key = simple_key("key_1");
+  key.limits.max_spend = Money::from_nanos(5'000'000'001);
+  ASSERT_OK((*store)->insert_key(key));
+  Result<Reservation> reservation =
+      (*store)->reserve("key_1", Budget{1, 5, Money::from_nanos(3)}, {});
+  ASSERT_OK(reservation);
+  ASSERT_OK((*store)->settle(reservation->id, Usage{.spend = Money::from_nanos(2)}, {}));
+  RawDb raw;
+  open_raw(raw);
+  EXPECT_EQ(column(raw,
+                   "SELECT typeof(max_spend_nanos) || ' ' || typeof(used_spend_nanos) || ' ' "
+                   "|| typeof(reserved_spend_nanos) FROM keys"),
+            std::vector<std::string>{"integer integer integer"});
+  EXPECT_EQ(column(raw, "SELECT max_spend_nanos FROM keys"),
+            std::vector<std::string>{"5000000001"});
+}
+
+}  // namespace
+}  // namespace till::test
