@@ -86,6 +86,19 @@ class Store {
   virtual Result<KeyRecord> settle(std::string_view reservation_id, const Usage& actual,
                                    Timestamp now) = 0;
 
+  // Resizes an outstanding reservation in one atomic step, for holders that serve many requests
+  // from one reservation (the budget ledger's leases): `consumed` is charged to the key as part
+  // of what the reservation held (as settle() would), and the reservation then holds
+  // `new_amount` instead of its old amount. Growing must fit: the key's stored status must be
+  // active and every limited dimension must keep used + reserved <= limit. Giving budget back —
+  // new_amount <= old amount − consumed on every limited dimension — always succeeds, so
+  // requests in flight stay covered even if the key was revoked or overshot meanwhile. If it
+  // does not fit: kLimitExhausted (naming the dimension) or the status error, and nothing
+  // changes. Exhaustion applies as in settle(). kNotFound for an unknown reservation. Returns
+  // the updated key.
+  virtual Result<KeyRecord> resize(std::string_view reservation_id, const Usage& consumed,
+                                   const Budget& new_amount, Timestamp now) = 0;
+
   // Called once at start-up before serving: every outstanding reservation (left by a crash) is
   // settled as fully consumed — its requests and spend into used, its tokens into
   // used.unmetered_tokens — so a crash can lose budget but never grant it. Returns how many.

@@ -499,21 +499,67 @@ Result<Reservation> SqliteStore::reserve(std::string_view key_id, const Budget& 
   if (Result<void> written = write_key_state(key); !written) return fail(written.error());
 
   Reservation reservation{next_reservation_id(), key.id, amount, now};
-  {
-    Statement& insert = insert_reservation_;
-    ScopedReset reset(insert);
-    insert.bind(1, std::string_view(reservation.id));
-    insert.bind(2, std::string_view(reservation.key_id));
-    insert.bind(3, amount.requests);
-    insert.bind(4, amount.tokens);
-    insert.bind(5, amount.spend.nanos());
-    insert.bind(6, to_unix_ms(now));
-    if (Result<void> inserted = insert.run("insert reservation"); !inserted) {
-      return fail(inserted.error());
-    }
+  if (Result<void> inserted = insert_reservation_row(reservation); !inserted) {
+    return fail(inserted.error());
   }
   if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
   return reservation;
+}
+
+Result<void> SqliteStore::insert_reservation_row(const Reservation& reservation) {
+  Statement& insert = insert_reservation_;
+  ScopedReset reset(insert);
+  insert.bind(1, std::string_view(reservation.id));
+  insert.bind(2, std::string_view(reservation.key_id));
+  insert.bind(3, reservation.amount.requests);
+  insert.bind(4, reservation.amount.tokens);
+  insert.bind(5, reservation.amount.spend.nanos());
+  insert.bind(6, to_unix_ms(reservation.created_at));
+  return insert.run("insert reservation");
+}
+
+Result<KeyRecord> SqliteStore::resize(std::string_view reservation_id, const Usage& consumed,
+                                      const Budget& new_amount, Timestamp now) {
+  if (Result<void> valid = check_usage(consumed); !valid) return fail(valid.error());
+  if (Result<void> valid = check_amount(new_amount); !valid) return fail(valid.error());
+  std::lock_guard lock(mutex_);
+  Result<Transaction> transaction = connection_->begin_immediate();
+  if (!transaction) return fail(transaction.error());
+  Result<std::optional<TakenReservation>> taken = take_reservation(reservation_id);
+  if (!taken) return fail(taken.error());
+  if (!*taken) {
+    return fail(Error::client(ErrorCode::kNotFound,
+                              "no outstanding reservation with id " + std::string(reservation_id)));
+  }
+  const Budget old_amount = (*taken)->amount;
+  Result<KeyRecord> charged = charge(**taken, consumed, now);
+  if (!charged) return fail(charged.error());
+  KeyRecord& key = *charged;
+
+  // Growing beyond what the reservation still held after `consumed` needs the key's consent.
+  const std::array<int64_t, 3> held_after = {
+      old_amount.requests - consumed.requests, old_amount.tokens - consumed.tokens(),
+      old_amount.spend.nanos() - consumed.spend.nanos()};
+  const std::array<int64_t, 3> wanted = {new_amount.requests, new_amount.tokens,
+                                         new_amount.spend.nanos()};
+  const std::array<Dimension, 3> current = dimensions(key);
+  for (size_t i = 0; i < current.size(); ++i) {
+    if (!current[i].limit || wanted[i] <= held_after[i]) continue;
+    if (key.status != KeyStatus::kActive) return fail(not_active(key));
+    if (!fits(current[i], wanted[i])) return fail(limit_exhausted(current[i].name));
+  }
+  std::optional<int64_t> requests = add(key.reserved.requests, new_amount.requests);
+  std::optional<int64_t> tokens = add(key.reserved.tokens, new_amount.tokens);
+  std::optional<int64_t> spend = add(key.reserved.spend.nanos(), new_amount.spend.nanos());
+  if (!requests || !tokens || !spend) return fail(too_large("amount"));
+  key.reserved = Budget{*requests, *tokens, Money::from_nanos(*spend)};
+  if (Result<void> written = write_key_state(key); !written) return fail(written.error());
+  Reservation resized{std::string(reservation_id), key.id, new_amount, now};
+  if (Result<void> inserted = insert_reservation_row(resized); !inserted) {
+    return fail(inserted.error());
+  }
+  if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
+  return std::move(key);
 }
 
 Result<std::optional<SqliteStore::TakenReservation>> SqliteStore::take_reservation(

@@ -49,6 +49,8 @@ class SqliteStore final : public Store {
 
   Result<Reservation> reserve(std::string_view key_id, const Budget& amount,
                               Timestamp now) override;
+  Result<KeyRecord> resize(std::string_view reservation_id, const Usage& consumed,
+                           const Budget& new_amount, Timestamp now) override;
   Result<KeyRecord> settle(std::string_view reservation_id, const Usage& actual,
                            Timestamp now) override;
   Result<int64_t> settle_orphaned_reservations(Timestamp now) override;
@@ -73,6 +75,8 @@ class SqliteStore final : public Store {
   // Deletes the reservation and returns what it held; nullopt if there is none.
   // REQUIRES: inside a write transaction.
   Result<std::optional<TakenReservation>> take_reservation(std::string_view reservation_id);
+  // Inserts a reservation row. REQUIRES: inside a write transaction.
+  Result<void> insert_reservation_row(const Reservation& reservation);
   // Replaces `reserved` by `actual` on the key and applies the exhaustion rule.
   // REQUIRES: inside a write transaction.
   Result<KeyRecord> charge(const TakenReservation& reservation, const Usage& actual, Timestamp now);

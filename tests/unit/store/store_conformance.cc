@@ -769,6 +769,71 @@ TEST_P(StoreConformanceTest, SettleChargesButDoesNotExhaustKeysThatAreNotActive)
 
 // --- settle_orphaned_reservations and durability ---------------------------------------------
 
+TEST_P(StoreConformanceTest, ResizeChargesConsumedAndHoldsTheNewAmount) {
+  ASSERT_OK(store_->insert_key(new_key("key_r", Limits{10, 1000, Money::from_nanos(1000)})));
+  Result<Reservation> lease = store_->reserve("key_r", Budget{4, 400, Money::from_nanos(400)}, kT0);
+  ASSERT_OK(lease);
+  const Usage consumed{.requests = 2, .input_tokens = 100, .output_tokens = 50,
+                       .spend = Money::from_nanos(120)};
+  Result<KeyRecord> grown =
+      store_->resize(lease->id, consumed, Budget{6, 700, Money::from_nanos(800)}, kT0 + 1s);
+  ASSERT_OK(grown);
+  EXPECT_EQ(grown->used, consumed);
+  EXPECT_EQ(grown->reserved, (Budget{6, 700, Money::from_nanos(800)}));
+  // Exactly at every limit: 2 + 6 = 10 requests, 150 + 700 = 850 tokens, 120 + 800 = 920 nanos.
+  Result<KeyRecord> too_big =
+      store_->resize(lease->id, Usage{}, Budget{9, 700, Money::from_nanos(800)}, kT0 + 2s);
+  ASSERT_FALSE(too_big);
+  EXPECT_EQ(too_big.error().code, ErrorCode::kLimitExhausted);
+  EXPECT_NE(too_big.error().message.find("requests"), std::string::npos);
+  Result<KeyRecord> unchanged = store_->find_key("key_r");
+  ASSERT_OK(unchanged);
+  expect_same_key(*unchanged, *grown);
+  // Settling the resized reservation releases what it holds now.
+  Result<KeyRecord> settled = store_->settle(lease->id, Usage{}, kT0 + 3s);
+  ASSERT_OK(settled);
+  EXPECT_EQ(settled->reserved, Budget{});
+  EXPECT_EQ(settled->used, consumed);
+}
+
+TEST_P(StoreConformanceTest, ResizeThatGivesBudgetBackAlwaysSucceeds) {
+  ASSERT_OK(store_->insert_key(new_key("key_g", Limits{10, std::nullopt, std::nullopt})));
+  Result<Reservation> lease = store_->reserve("key_g", Budget{5, 0, Money()}, kT0);
+  ASSERT_OK(lease);
+  ASSERT_OK(store_->set_status("key_g", KeyStatus::kRevoked, kT0 + 1s));
+  // Growth of a revoked key is refused …
+  Result<KeyRecord> grow = store_->resize(lease->id, Usage{}, Budget{6, 0, Money()}, kT0 + 2s);
+  ASSERT_FALSE(grow);
+  EXPECT_EQ(grow.error().code, ErrorCode::kKeyRevoked);
+  // … but charging usage and keeping what is still in flight is not.
+  Result<KeyRecord> shrunk =
+      store_->resize(lease->id, Usage{.requests = 2}, Budget{3, 0, Money()}, kT0 + 3s);
+  ASSERT_OK(shrunk);
+  EXPECT_EQ(shrunk->used.requests, 2);
+  EXPECT_EQ(shrunk->reserved.requests, 3);
+}
+
+TEST_P(StoreConformanceTest, ResizeOfUnknownReservationIsNotFound) {
+  Result<KeyRecord> r = store_->resize("rsv_nope", Usage{}, Budget{}, kT0);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, ResizedReservationIsChargedInFullAfterACrash) {
+  ASSERT_OK(store_->insert_key(new_key("key_c", Limits{100, std::nullopt, std::nullopt})));
+  Result<Reservation> lease = store_->reserve("key_c", Budget{10, 0, Money()}, kT0);
+  ASSERT_OK(lease);
+  ASSERT_OK(store_->resize(lease->id, Usage{.requests = 3}, Budget{20, 0, Money()}, kT0));
+  reopen();
+  Result<int64_t> orphans = store_->settle_orphaned_reservations(kT0 + 1s);
+  ASSERT_OK(orphans);
+  EXPECT_EQ(*orphans, 1);
+  Result<KeyRecord> key = store_->find_key("key_c");
+  ASSERT_OK(key);
+  EXPECT_EQ(key->used.requests, 23);
+  EXPECT_EQ(key->reserved, Budget{});
+}
+
 TEST_P(StoreConformanceTest, OrphanedReservationsAreChargedAsUsedAfterARestart) {
   ASSERT_OK(
       store_->insert_key(new_key("key_a", Limits{100, 1000, Money::from_nanos(1'000'000'000)})));
