@@ -6,7 +6,7 @@ import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSyn
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { TILL_BIN, TillServer, createKey, initDataDir, runTill, tempDir, waitFor, UPSTREAM_SECRET } from './lib/till.mjs';
+import { LISTENING, TILL_BIN, TillServer, createKey, initDataDir, runTill, tempDir, waitFor, UPSTREAM_SECRET } from './lib/till.mjs';
 
 function filesUnder(dir) {
   return readdirSync(dir, { recursive: true }).map((f) => join(dir, f)).filter((f) => statSync(f).isFile());
@@ -37,8 +37,8 @@ test('serve on an empty data dir creates an admin key and prints it once on stde
   const server = new TillServer(proc, dataDir, null);
   let stdout = '';
   proc.stdout.on('data', (c) => { stdout += c; });
-  await waitFor(() => /listening on (http:\S+)/.test(server.stderr), { what: 'listening' });
-  server.url = server.stderr.match(/listening on (http:\S+)/)[1];
+  await waitFor(() => LISTENING.test(server.stderr), { what: 'listening' });
+  server.url = server.stderr.match(LISTENING)[1];
   const admin = server.stderr.match(/(till_admin_\S+)/)[1];
   assert.equal(server.stderr.split(admin).length - 1, 2, 'shown in the notice and the export hint only');
   const list = await server.api('GET', '/api/v1/keys', { auth: admin });

@@ -6,6 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const TILL_BIN = process.env.TILL_BIN;
+
+// The line `till serve` logs once it accepts connections. The " (" after the URL makes sure the
+// whole URL has arrived, not a prefix split across two reads of the pipe.
+export const LISTENING = /listening on (http:\/\/\S+) \(/;
+
+// Servers still running when the test process exits (a failed assertion skips its cleanup) are
+// killed, and do not keep the test runner waiting.
+const live = new Set();
+process.on('exit', () => { for (const proc of live) proc.kill('SIGKILL'); });
 if (!TILL_BIN) throw new Error('TILL_BIN is not set: run these tests through ctest');
 
 export function tempDir(prefix = 'till-test-') {
@@ -49,7 +58,13 @@ export class TillServer {
     this.adminKey = adminKey;
     this.stderr = '';
     this.url = null;
-    this.exit = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+    this.exit = new Promise((resolve) => proc.on('exit', (code, signal) => {
+      live.delete(proc);
+      resolve({ code, signal });
+    }));
+    live.add(proc);
+    proc.unref();
+    for (const stream of [proc.stdout, proc.stderr]) stream?.unref?.();
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (chunk) => { this.stderr += chunk; });
   }
@@ -67,7 +82,7 @@ export class TillServer {
     server.exit.then((e) => { exited = e; });
     await waitFor(() => {
       if (exited) throw new Error(`till serve exited early (${JSON.stringify(exited)}): ${server.stderr}`);
-      const m = server.stderr.match(/listening on (http:\/\/[^\s]+)/);
+      const m = server.stderr.match(LISTENING);
       return m && (server.url = m[1]);
     }, { what: 'till serve to listen' });
     return server;
