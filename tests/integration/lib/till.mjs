@@ -1,6 +1,7 @@
 // Test harness: runs the real `till` binary (TILL_BIN) on an ephemeral port with a fresh data
 // dir, and its CLI. Waits on conditions with deadlines, never on fixed sleeps.
 import { spawn, spawnSync } from 'node:child_process';
+import { after } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,10 +12,10 @@ export const TILL_BIN = process.env.TILL_BIN;
 // whole URL has arrived, not a prefix split across two reads of the pipe.
 export const LISTENING = /listening on (http:\/\/\S+) \(/;
 
-// Servers still running when the test process exits (a failed assertion skips its cleanup) are
-// killed, and do not keep the test runner waiting.
+// Servers still running after the file's tests (a failed assertion skips its cleanup) are
+// killed, so they do not keep the test runner waiting.
 const live = new Set();
-process.on('exit', () => { for (const proc of live) proc.kill('SIGKILL'); });
+after(() => { for (const proc of live) proc.kill('SIGKILL'); });
 if (!TILL_BIN) throw new Error('TILL_BIN is not set: run these tests through ctest');
 
 export function tempDir(prefix = 'till-test-') {
@@ -63,8 +64,6 @@ export class TillServer {
       resolve({ code, signal });
     }));
     live.add(proc);
-    proc.unref();
-    for (const stream of [proc.stdout, proc.stderr]) stream?.unref?.();
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (chunk) => { this.stderr += chunk; });
   }
