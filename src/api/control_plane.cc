@@ -135,7 +135,10 @@ Result<HttpResponse> ControlPlane::list_keys(std::string_view query) {
   if (!page) return fail(page.error());
   const Timestamp now = clock_.now();
   json::array keys;
-  for (const KeyRecord& key : page->keys) keys.push_back(key_to_json(key, now));
+  for (const KeyRecord& stored : page->keys) {
+    auto key = ledger_.find_key(stored.id);
+    keys.push_back(key_to_json(key ? *key : stored, now));
+  }
   json::object body{{"keys", std::move(keys)},
                     {"next_cursor", page->next_cursor ? json::value(*page->next_cursor)
                                                       : json::value(nullptr)}};
@@ -143,7 +146,7 @@ Result<HttpResponse> ControlPlane::list_keys(std::string_view query) {
 }
 
 Result<HttpResponse> ControlPlane::show_key(std::string_view id) {
-  auto key = store_.find_key(id);
+  auto key = ledger_.find_key(id);
   if (!key) {
     if (key.error().code == ErrorCode::kNotFound) {
       return fail(Error::client(ErrorCode::kNotFound, "no key with id " + std::string(id)));
@@ -154,14 +157,15 @@ Result<HttpResponse> ControlPlane::show_key(std::string_view id) {
 }
 
 Result<HttpResponse> ControlPlane::revoke_key(std::string_view id) {
-  auto key = store_.set_status(id, KeyStatus::kRevoked, clock_.now());
-  if (!key) {
-    if (key.error().code == ErrorCode::kNotFound) {
+  auto revoked = store_.set_status(id, KeyStatus::kRevoked, clock_.now());
+  if (!revoked) {
+    if (revoked.error().code == ErrorCode::kNotFound) {
       return fail(Error::client(ErrorCode::kNotFound, "no key with id " + std::string(id)));
     }
-    return fail(key.error());
+    return fail(revoked.error());
   }
-  return json_response(200, json::serialize(key_to_json(*key, clock_.now())));
+  auto key = ledger_.find_key(id);
+  return json_response(200, json::serialize(key_to_json(key ? *key : *revoked, clock_.now())));
 }
 
 Result<HttpResponse> ControlPlane::own_key(const HttpRequest& request) {
@@ -174,7 +178,9 @@ Result<HttpResponse> ControlPlane::own_key(const HttpRequest& request) {
   if (!key) return fail(key.error());
   const Timestamp now = clock_.now();
   if (auto usable = check_key_usable(key->record, now); !usable) return fail(usable.error());
-  return json_response(200, json::serialize(key_to_json(key->record, now)));
+  auto live = ledger_.find_key(key->record.id);
+  if (!live) return fail(live.error());
+  return json_response(200, json::serialize(key_to_json(*live, now)));
 }
 
 }  // namespace till

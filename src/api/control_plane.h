@@ -16,6 +16,7 @@
 
 #include "core/master_key.h"
 #include "proxy/authenticator.h"
+#include "proxy/budget_ledger.h"
 #include "till/clock.h"
 #include "till/http.h"
 #include "till/store.h"
@@ -24,8 +25,10 @@ namespace till {
 
 class ControlPlane {
  public:
-  ControlPlane(Store& store, const MasterKeyring& keyring, const Clock& clock)
-      : store_(store), keyring_(keyring), clock_(clock), auth_(store) {}
+  // Key figures are read through `ledger`, so they include usage not yet written to the store.
+  ControlPlane(Store& store, const MasterKeyring& keyring, BudgetLedger& ledger,
+               const Clock& clock)
+      : store_(store), keyring_(keyring), ledger_(ledger), clock_(clock), auth_(store) {}
 
   // True if `path` (raw, without query) belongs to the control plane.
   static bool owns(std::string_view path);
@@ -44,6 +47,7 @@ class ControlPlane {
 
   Store& store_;
   const MasterKeyring& keyring_;
+  BudgetLedger& ledger_;
   const Clock& clock_;
   Authenticator auth_;
 };

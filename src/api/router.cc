@@ -2,10 +2,11 @@
 
 #include "core/url.h"
 #include "proxy/error_response.h"
+#include "proxy/proxy_route.h"
 
 namespace till {
 
-HttpResponse Router::handle(const HttpRequest& request) {
+HandlerResult Router::handle(HttpRequest& request) {
   const RequestTarget target = split_target(request.target);
   if (target.path == "/healthz") {
     if (request.method != "GET" && request.method != "HEAD") {
@@ -13,6 +14,7 @@ HttpResponse Router::handle(const HttpRequest& request) {
     }
     return json_response(200, R"({"status":"ok"})");
   }
+  if (is_proxy_path(target.path)) return proxy_.handle(request);
   if (ControlPlane::owns(target.path)) return control_plane_.handle(request);
   return error_response(
       Error::client(ErrorCode::kNotFound, "no such endpoint: " + std::string(target.path)));

@@ -109,10 +109,23 @@ int run_cli(int argc, char** argv) {
   s->add_option("--threads", serve.threads, "I/O threads (default: one per core)")
       ->check(CLI::Range(0, 256));
   s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted")->capture_default_str();
+  s->add_option("--upstream", serve.upstream_overrides,
+                "Send a provider's requests elsewhere: NAME=URL (repeatable)")
+      ->type_name("NAME=URL");
+  s->add_option("--pricing", serve.pricing_file,
+                "JSON price file merged over the built-in table (see docs/pricing.md)")
+      ->check(CLI::ExistingFile);
   add_duration_option(*s, "--header-timeout", serve.header_timeout,
                       "Time a client has to send a request's headers (e.g. 30s)");
   add_duration_option(*s, "--body-timeout", serve.body_timeout,
                       "Time a client has to send a request's body (e.g. 60s)");
+  s->add_option("--upstream-ca", serve.upstream_ca,
+                "PEM file of extra CA certificates trusted for upstream TLS")
+      ->check(CLI::ExistingFile);
+  add_duration_option(*s, "--upstream-timeout", serve.upstream_timeout,
+                      "Time an upstream has to start answering a request (e.g. 600s)");
+  add_duration_option(*s, "--upstream-connect-timeout", serve.upstream_connect_timeout,
+                      "Time to connect to an upstream, TLS handshake included (e.g. 10s)");
   s->callback([o = &serve, a = &action] { *a = [o] { return run_serve(*o); }; });
 
   InitOptions& init = options.init;

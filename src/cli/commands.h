@@ -29,6 +29,11 @@ struct ServeOptions {
   size_t max_body_bytes = 32 * 1024 * 1024;
   std::chrono::milliseconds header_timeout{30'000};  // to receive a request's header block
   std::chrono::milliseconds body_timeout{60'000};    // to receive the rest of its body
+  std::string upstream_ca;  // --upstream-ca: PEM file of extra CAs trusted for upstream TLS
+  std::chrono::milliseconds upstream_timeout{600'000};         // request sent → response head
+  std::chrono::milliseconds upstream_connect_timeout{10'000};  // TCP connect + TLS handshake
+  std::vector<std::string> upstream_overrides;       // "NAME=URL", from --upstream
+  std::string pricing_file;                          // --pricing: prices over the built-in table
 };
 int run_serve(const ServeOptions& options);
 

@@ -1,6 +1,7 @@
 // `till serve` and `till init`: wiring of data dir, store, control plane and HTTP server.
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "api/control_plane.h"
 #include "api/key_issuer.h"
@@ -8,7 +9,11 @@
 #include "cli/commands.h"
 #include "cli/data_dir.h"
 #include "http/server.h"
+#include "provider/pricing.h"
+#include "proxy/budget_ledger.h"
 #include "proxy/error_response.h"
+#include "proxy/proxy_handler.h"
+#include "proxy/upstream_map.h"
 
 namespace till {
 int run_init(const InitOptions& options) {
@@ -41,14 +46,30 @@ int run_serve(const ServeOptions& options) {
               << "till: e.g. export TILL_ADMIN_KEY=" << *token << "\n";
   }
 
-  ControlPlane control_plane(*dir->store, dir->keyring, system_clock());
-  Router router(control_plane);
+  std::optional<PricingTable> custom_pricing;
+  if (!options.pricing_file.empty()) {
+    auto loaded = PricingTable::load_file(options.pricing_file);
+    if (!loaded) return report_error(loaded.error());
+    custom_pricing = std::move(*loaded);
+  }
+  const PricingTable& pricing = custom_pricing ? *custom_pricing : PricingTable::builtin();
+  auto upstreams = UpstreamMap::create(options.upstream_overrides);
+  if (!upstreams) return report_error(upstreams.error());
+
+  // Destroyed in reverse order: the server stops before the ledger writes its last usage.
+  BudgetLedger ledger(*dir->store, system_clock());
+  ControlPlane control_plane(*dir->store, dir->keyring, ledger, system_clock());
+  ProxyHandler proxy(*dir->store, dir->keyring, ledger, pricing, *upstreams, system_clock());
+  Router router(control_plane, proxy);
   ServerOptions server_options;
   server_options.listen = options.listen;
   server_options.threads = options.threads;
   server_options.max_body_bytes = options.max_body_bytes;
   server_options.header_timeout = options.header_timeout;
   server_options.body_timeout = options.body_timeout;
+  server_options.upstream.extra_ca_file = options.upstream_ca;
+  server_options.upstream.response_timeout = options.upstream_timeout;
+  server_options.upstream.connect_timeout = options.upstream_connect_timeout;
   auto server = HttpServer::start(
       server_options, [&router](HttpRequest& request) { return router.handle(request); },
       [](const Error& error) { return error_response(error); });

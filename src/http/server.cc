@@ -21,6 +21,20 @@
 // watchdog() (one timer per connection that cancels the socket when the current phase's deadline
 // passes). Each phase sets its deadline: header, body, handler (none), send, idle, linger.
 //
+// Forwarding. When the handler returns a Forward, serve() runs relay() in the same coroutine, on
+// the same thread: take a pooled upstream connection (or connect a new one), write the request,
+// read the head, then alternately read what upstream has sent and write it to the client, so a
+// slow client slows the upstream reads and nothing is buffered beyond one read. The response head
+// is held back until the first body bytes (or until a read would block) so that a small response
+// goes out in one write. The watchdog also bounds the upstream steps (connect, head, idle between
+// body reads); past a deadline it cancels the upstream connection instead of the client socket.
+// To notice a client that leaves while upstream is silent (a long generation, an SSE stream), a
+// "watch" read is kept pending on the client socket during the forward: EOF or an error there
+// cancels the upstream exchange. If the client sends its next request instead, the watch simply
+// delivers those bytes to the buffer; if the forward ends first, the pending watch read doubles as
+// the keep-alive wait for the next request (so it costs no extra system call). Every cancellation
+// records its reason once (interruption_), and the failure reported to the observer is that reason.
+//
 // Stop: stop() sets the stopping flag and posts to the accept thread, which closes the listening
 // socket and posts begin_shutdown() to every I/O thread before releasing their work guards, so no
 // accepted connection can be posted to a thread that has already exited. begin_shutdown() cancels
@@ -59,7 +73,10 @@
 #include <optional>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
+
+#include "http/upstream_client.h"
 
 namespace till {
 namespace {
@@ -83,9 +100,15 @@ constexpr std::chrono::milliseconds kLingerTimeout{1000};  // draining input bef
 constexpr std::chrono::milliseconds kAcceptBackoff{50};    // after EMFILE and friends
 constexpr int kAcceptBatch = 64;                           // accepts per readiness wake-up
 constexpr std::string_view k100Continue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+Error make_error(ErrorCode code, ErrorSource source, bool retryable, std::string message) {
+  return Error{code, source, retryable, std::move(message), {}};
+}
 
 Error unavailable(std::string message) {
-  return Error{ErrorCode::kUnavailable, ErrorSource::kInternal, false, std::move(message), {}};
+  return make_error(ErrorCode::kUnavailable, ErrorSource::kInternal, false, std::move(message));
 }
 
 // "64 KiB", "32 MiB", "1000 bytes": limits as a person would write them.
@@ -218,6 +241,7 @@ struct ServerCore {
   ServerOptions options;
   RequestHandler handler;
   ErrorResponder error_responder;
+  std::unique_ptr<UpstreamTls> tls;  // shared by every worker's upstream pool
   std::atomic<bool> stopping{false};
 
   bool is_stopping() const { return stopping.load(std::memory_order_acquire); }
@@ -321,6 +345,9 @@ struct Worker {
   Timer grace_timer{ioc.get_executor()};
   std::optional<WorkGuard> guard{ioc.get_executor()};
   std::thread thread;
+  // Idle upstream connections of this thread. Declared last so that its sockets are closed before
+  // the io_context they belong to is destroyed.
+  std::unique_ptr<UpstreamPool> pool;
 
   void link(Connection* connection);
   void unlink(Connection* connection);
@@ -334,6 +361,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         worker_(worker),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
+        watch_signal_(socket_.get_executor()),
         remote_address_(peer_address_text(socket_)) {}
 
   Connection(const Connection&) = delete;
@@ -364,6 +392,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The shutdown grace expired: close whatever the connection is doing.
   void abort() {
     aborted_ = true;
+    if (forwarding_) {
+      interrupt(make_error(ErrorCode::kUnavailable, ErrorSource::kInternal, /*retryable=*/true,
+                           "the server is shutting down"));
+    }
     ErrorCodeT ec;
     socket_.close(ec);
   }
@@ -372,7 +404,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection* next = nullptr;
 
  private:
-  enum class Phase { kIdle, kReading, kHandling, kWriting, kClosing };
+  enum class Phase { kIdle, kReading, kHandling, kUpstream, kWriting, kClosing };
+  enum class UpstreamStep { kConnect, kHead, kBody };  // which upstream deadline is running
+  enum class BodyFraming { kNone, kLength, kChunked, kUntilClose };
+  enum class AfterForward { kKeepAlive, kLingerClose, kDrop };
+
+  // Marks the connection as forwarding for the lifetime of one relay() and makes sure no pointer
+  // to the upstream connection outlives it, however the coroutine ends.
+  class ForwardScope {
+   public:
+    explicit ForwardScope(Connection& connection) : connection_(connection) {
+      connection_.forwarding_ = true;
+      connection_.interruption_.reset();
+    }
+    ForwardScope(const ForwardScope&) = delete;
+    ForwardScope& operator=(const ForwardScope&) = delete;
+    ~ForwardScope() {
+      connection_.forwarding_ = false;
+      connection_.upstream_ = nullptr;
+    }
+
+   private:
+    Connection& connection_;
+  };
 
   asio::awaitable<void> run(std::shared_ptr<Connection> /*self*/) {
     try {
@@ -392,12 +446,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (SteadyClock::now() >= deadline_) {
         timed_out_ = true;
         deadline_ = SteadyClock::time_point::max();
-        ErrorCodeT ec;
-        socket_.cancel(ec);
+        on_deadline();
       }
       timer_.expires_at(deadline_);
       co_await timer_.async_wait(kUseTuple);
     }
+  }
+
+  // The current phase's deadline passed: cancel what it waits for.
+  void on_deadline() {
+    if (phase_ == Phase::kUpstream) {
+      interrupt(upstream_timeout_error());
+      return;
+    }
+    if (forwarding_) {
+      interrupt(client_error("the client did not accept the response within " +
+                             describe_duration(core_.options.send_timeout)));
+    }
+    ErrorCodeT ec;
+    socket_.cancel(ec);
   }
 
   void set_deadline(std::chrono::milliseconds timeout) {
@@ -416,13 +483,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (;;) {
       // Wait for the first byte of the next request unless a pipelined one is already buffered.
       if (buffer_.size() == 0) {
-        if (core_.is_stopping()) co_return;
+        if (core_.is_stopping() || watch_failed_) co_return;
         phase_ = Phase::kIdle;
         // A new connection gets header_timeout to start its first request.
         if (!first_request) set_deadline(options.idle_timeout);
-        auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), kUseTuple);
-        if (ec) co_return;  // closed by the peer, idle too long or stop(): close without a word
-        buffer_.commit(n);
+        if (watch_pending_) {
+          // The read that watched the client during the last forward is waiting for this request.
+          co_await wait_for_watch();
+          if (watch_failed_) co_return;
+        } else {
+          auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), kUseTuple);
+          if (ec) co_return;  // closed by the peer, idle too long or stop(): close without a word
+          buffer_.commit(n);
+        }
       }
       // Counted from the connect for a new connection, from the first byte on a kept-alive one.
       set_deadline_at(first_request ? first_header_deadline_
@@ -449,14 +522,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (ec) co_return co_await reject(ec, /*reading_body=*/true);
       }
 
-      // The synchronous handler. The streaming handler will branch off here.
+      // The handler answers at once or asks for a forward, which runs here, on this thread.
       phase_ = Phase::kHandling;
       set_deadline_at(SteadyClock::time_point::max());
       bool keep_alive = parser_->keep_alive();
       bool head = request_.method == "HEAD";
       int version = request_.version;
-      HttpResponse response = call_handler();
-      keep_alive = keep_alive && !core_.is_stopping() && !asks_to_close(response);
+      HandlerResult result = call_handler();
+      if (Forward* forward_request = std::get_if<Forward>(&result)) {
+        AfterForward after = co_await relay(*forward_request, keep_alive, version, head);
+        if (after == AfterForward::kDrop) co_return;
+        if (after == AfterForward::kLingerClose) co_return co_await linger_close();
+        continue;
+      }
+      const HttpResponse& response = std::get<HttpResponse>(result);
+      keep_alive = keep_alive && !core_.is_stopping() && !asks_to_close(response.headers);
       if (!co_await send(response, keep_alive, version, head)) co_return;
       if (!keep_alive) co_return co_await linger_close();
     }
@@ -491,7 +571,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_await linger_close();
   }
 
-  HttpResponse call_handler() {
+  HandlerResult call_handler() {
     try {
       return core_.handler(request_);
     } catch (...) {
@@ -499,49 +579,350 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  static bool asks_to_close(const HttpResponse& response) {
-    std::optional<std::string_view> connection = response.header("connection");
+  static bool asks_to_close(const HttpHeaders& headers) {
+    std::optional<std::string_view> connection = find_header(headers, "connection");
     return connection && ascii_iequals(*connection, "close");
   }
+
+  // ---- Forwarding (include/till/forward.h) ----
+
+  // Performs `forward` and reports it to its observer. Returns what to do with the client
+  // connection afterwards.
+  asio::awaitable<AfterForward> relay(Forward& forward, bool keep_alive, int version,
+                                      bool head_request) {
+    if (!forward.observer) {
+      HttpResponse response = core_.render_error(
+          Error::internal("the server was asked to forward a request without an observer"));
+      keep_alive = keep_alive && !core_.is_stopping();
+      if (!co_await send(response, keep_alive, version, head_request))
+        co_return AfterForward::kDrop;
+      co_return keep_alive ? AfterForward::kKeepAlive : AfterForward::kLingerClose;
+    }
+    ForwardScope scope(*this);
+    ExchangeObserver& observer = *forward.observer;
+    const UpstreamRequest& request = forward.request;
+    const UpstreamOptions& options = core_.options.upstream;
+    UpstreamPool& pool = *worker_.pool;
+    start_watch();
+
+    // Connection and response head. A pooled connection the upstream closed just as it was
+    // reused fails before any response byte; an idempotent request then gets one more try on a
+    // fresh connection. A non-idempotent one does not: the upstream may have acted on it.
+    std::unique_ptr<UpstreamConnection> upstream;
+    for (int attempt = 0;; ++attempt) {
+      upstream = attempt == 0 ? pool.take_idle(request.upstream) : nullptr;
+      bool pooled = upstream != nullptr;
+      if (!pooled) upstream = pool.make(request.upstream);
+      upstream_ = upstream.get();
+      Result<void> step;
+      if (interruption_) step = fail(*interruption_);
+      if (step && !pooled) {
+        enter_upstream_step(UpstreamStep::kConnect, options.connect_timeout);
+        step = co_await upstream->connect();
+      }
+      if (step) {
+        enter_upstream_step(UpstreamStep::kHead, options.response_timeout);
+        step = co_await upstream->write_request(request);
+      }
+      if (step) step = co_await upstream->read_head(request.method == "HEAD");
+      if (step) break;
+      bool stale = pooled && !interruption_ && step.error().code == ErrorCode::kUpstreamError &&
+                   !upstream->received_response_bytes();
+      if (stale && request.idempotent && attempt == 0) {
+        upstream_ = nullptr;
+        upstream.reset();
+        continue;
+      }
+      co_return co_await finish_failed(forward, std::move(upstream), cause(step.error()),
+                                       /*sent=*/false, keep_alive, version, head_request);
+    }
+
+    int status = upstream->status();
+    HttpHeaders& headers = upstream->headers();
+    if (!guarded([&] { observer.on_response_head(status, headers); })) {
+      co_return co_await finish_failed(forward, std::move(upstream), observer_error(),
+                                       /*sent=*/false, keep_alive, version, head_request);
+    }
+    // Framing towards the client: the upstream's length if it gave one, otherwise chunked (or, for
+    // an HTTP/1.0 client, the end of the connection).
+    BodyFraming framing = BodyFraming::kChunked;
+    uint64_t length = 0;
+    if (status == 204 || status == 304) {
+      framing = BodyFraming::kNone;
+    } else if (std::optional<uint64_t> upstream_length = upstream->content_length()) {
+      framing = BodyFraming::kLength;
+      length = *upstream_length;
+    } else if (request.method == "HEAD") {
+      framing = BodyFraming::kNone;
+    } else if (version < 11) {
+      framing = BodyFraming::kUntilClose;
+    }
+    keep_alive = keep_alive && framing != BodyFraming::kUntilClose && !core_.is_stopping() &&
+                 !asks_to_close(headers);
+    const bool send_body = !head_request && framing != BodyFraming::kNone;
+    if (!serialize_head(status, headers, framing, length, keep_alive, version)) {
+      Error error = make_error(ErrorCode::kUpstreamError, ErrorSource::kUpstream, false,
+                               "upstream " + upstream->origin() +
+                                   " sent a response that cannot be relayed (status or header)");
+      co_return co_await finish_failed(forward, std::move(upstream), std::move(error),
+                                       /*sent=*/false, keep_alive, version, head_request);
+    }
+
+    // The body: what upstream has sent is written to the client before the next read.
+    bool sent = false;
+    for (;;) {
+      Result<void> step = upstream->take_buffered_body();
+      if (step && upstream->body_pieces().empty() && !upstream->body_done()) {
+        if (!sent) {  // nothing more yet (a stream, a slow upstream): the head goes out alone
+          sent = true;
+          out_buffers_.clear();
+          out_buffers_.push_back(asio::buffer(head_));
+          if (!co_await write_forwarded()) {
+            co_return co_await finish_failed(forward, std::move(upstream), client_write_failure(),
+                                             sent, keep_alive, version, head_request);
+          }
+        }
+        enter_upstream_step(UpstreamStep::kBody, options.idle_timeout);
+        step = co_await upstream->read_body();
+      }
+      if (!step) {
+        co_return co_await finish_failed(forward, std::move(upstream), cause(step.error()), sent,
+                                         keep_alive, version, head_request);
+      }
+      const std::vector<std::string_view>& pieces = upstream->body_pieces();
+      size_t total = 0;
+      for (std::string_view piece : pieces) total += piece.size();
+      if (!guarded([&] {
+            for (std::string_view piece : pieces) observer.on_response_body(piece);
+          })) {
+        co_return co_await finish_failed(forward, std::move(upstream), observer_error(), sent,
+                                         keep_alive, version, head_request);
+      }
+      const bool done = upstream->body_done();
+      out_buffers_.clear();
+      if (!sent) out_buffers_.push_back(asio::buffer(head_));
+      if (send_body && total > 0) {
+        const bool chunked = framing == BodyFraming::kChunked;
+        if (chunked) out_buffers_.push_back(chunk_size_line(total));
+        for (std::string_view piece : pieces) {
+          out_buffers_.push_back(asio::buffer(piece.data(), piece.size()));
+        }
+        if (chunked) out_buffers_.push_back(asio::buffer(kCrlf));
+      }
+      if (done && send_body && framing == BodyFraming::kChunked) {
+        out_buffers_.push_back(asio::buffer(kLastChunk));
+      }
+      if (!out_buffers_.empty()) {
+        sent = true;
+        if (!co_await write_forwarded()) {
+          co_return co_await finish_failed(forward, std::move(upstream), client_write_failure(),
+                                           sent, keep_alive, version, head_request);
+        }
+      }
+      if (done) break;
+    }
+
+    upstream_ = nullptr;
+    pool.release(std::move(upstream));  // kept only if the upstream keeps the connection open
+    guarded([&] { observer.on_complete(); });
+    forward.observer.reset();
+    co_return keep_alive ? AfterForward::kKeepAlive : AfterForward::kLingerClose;
+  }
+
+  // Reports a failed forward and answers the client if nothing was sent to it yet.
+  asio::awaitable<AfterForward> finish_failed(Forward& forward,
+                                              std::unique_ptr<UpstreamConnection> upstream,
+                                              Error error, bool sent, bool keep_alive, int version,
+                                              bool head_request) {
+    upstream_ = nullptr;
+    upstream.reset();  // the exchange is incomplete: the connection cannot be reused
+    forwarding_ = false;
+    ExchangeObserver& observer = *forward.observer;
+    if (sent || aborted_ || error.source == ErrorSource::kClient) {
+      // Nobody to answer, or a response already under way that cannot be completed.
+      guarded([&] { observer.on_failure(error); });
+      forward.observer.reset();
+      co_return AfterForward::kDrop;
+    }
+    HttpResponse response;
+    try {
+      response = observer.render_error(error);
+    } catch (...) {
+      response = core_.render_error(error);
+    }
+    guarded([&] { observer.on_failure(error); });
+    forward.observer.reset();
+    keep_alive = keep_alive && !core_.is_stopping() && !asks_to_close(response.headers);
+    if (!co_await send(response, keep_alive, version, head_request)) co_return AfterForward::kDrop;
+    co_return keep_alive ? AfterForward::kKeepAlive : AfterForward::kLingerClose;
+  }
+
+  void enter_upstream_step(UpstreamStep step, std::chrono::milliseconds timeout) {
+    phase_ = Phase::kUpstream;
+    upstream_step_ = step;
+    set_deadline(timeout);
+  }
+
+  // Writes out_buffers_ to the client within send_timeout.
+  asio::awaitable<bool> write_forwarded() {
+    if (interruption_) co_return false;
+    phase_ = Phase::kWriting;
+    set_deadline(core_.options.send_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, out_buffers_, kUseTuple);
+    co_return !ec;
+  }
+
+  // "1a2b\r\n" for a chunk of `size` bytes, in chunk_line_.
+  asio::const_buffer chunk_size_line(size_t size) {
+    char* begin = chunk_line_.data();
+    auto [end, ec] = std::to_chars(begin, begin + chunk_line_.size() - 2, size, 16);
+    *end++ = '\r';
+    *end++ = '\n';
+    return asio::buffer(begin, static_cast<size_t>(end - begin));
+  }
+
+  // Stops the forward in progress for `reason` (the first reason given is the one reported).
+  void interrupt(Error reason) {
+    if (!interruption_) interruption_ = std::move(reason);
+    if (upstream_) upstream_->cancel();
+  }
+
+  // The error to report for a failed step: why we cancelled it, if we did.
+  Error cause(Error step_error) const {
+    return interruption_ ? *interruption_ : std::move(step_error);
+  }
+
+  Error client_write_failure() const {
+    return interruption_ ? *interruption_ : client_gone_error();
+  }
+
+  static Error client_error(std::string message) {
+    return make_error(ErrorCode::kUnavailable, ErrorSource::kClient, false, std::move(message));
+  }
+
+  static Error client_gone_error() {
+    return client_error("the client closed the connection before the response was complete");
+  }
+
+  static Error observer_error() {
+    return Error::internal("the server failed while relaying the upstream response");
+  }
+
+  Error upstream_timeout_error() const {
+    const UpstreamOptions& options = core_.options.upstream;
+    std::string origin = upstream_ ? upstream_->origin() : std::string("upstream");
+    switch (upstream_step_) {
+      case UpstreamStep::kConnect:
+        return make_error(ErrorCode::kUpstreamTimeout, ErrorSource::kUpstream, /*retryable=*/true,
+                          "no connection to upstream " + origin + " within " +
+                              describe_duration(options.connect_timeout));
+      case UpstreamStep::kHead:
+        return make_error(ErrorCode::kUpstreamTimeout, ErrorSource::kUpstream, false,
+                          "upstream " + origin + " did not answer within " +
+                              describe_duration(options.response_timeout));
+      case UpstreamStep::kBody:
+        break;
+    }
+    return make_error(ErrorCode::kUpstreamTimeout, ErrorSource::kUpstream, false,
+                      "upstream " + origin + " sent nothing for " +
+                          describe_duration(options.idle_timeout) +
+                          " in the middle of the response");
+  }
+
+  // Runs an observer callback; false if it threw (the exchange then fails as kInternal).
+  template <typename Callback>
+  static bool guarded(Callback&& callback) {
+    try {
+      callback();
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+  // ---- Watching the client during a forward ----
+
+  // Starts a read on the client socket that completes when the client sends more (its next
+  // request) or goes away. Not started if input is already buffered (a pipelining client).
+  void start_watch() {
+    if (watch_pending_ || buffer_.size() > 0) return;
+    watch_pending_ = true;
+    watch_failed_ = false;
+    socket_.async_read_some(
+        buffer_.prepare(kReadChunk),
+        [self = shared_from_this()](const ErrorCodeT& ec, size_t n) { self->on_watch(ec, n); });
+  }
+
+  void on_watch(const ErrorCodeT& ec, size_t n) {
+    watch_pending_ = false;
+    if (!ec) {
+      buffer_.commit(n);
+    } else {
+      watch_failed_ = true;
+      if (forwarding_) {
+        interrupt(client_gone_error());
+      }
+    }
+    watch_signal_.cancel();
+  }
+
+  asio::awaitable<void> wait_for_watch() {
+    while (watch_pending_) {
+      watch_signal_.expires_at(SteadyClock::time_point::max());
+      co_await watch_signal_.async_wait(kUseTuple);
+    }
+  }
+
+  // ---- Writing responses ----
 
   // Writes `response`. Returns false if the connection is unusable afterwards.
   asio::awaitable<bool> send(const HttpResponse& response, bool keep_alive, int version,
                              bool head) {
     const HttpResponse* out = &response;
     std::optional<HttpResponse> replacement;
-    if (!serialize_head(*out, keep_alive, version, head)) {
+    if (!serialize_response_head(*out, keep_alive, version)) {
       replacement = core_.render_error(
           Error::internal("the server produced an invalid response (bad status or header)"));
       out = &*replacement;
-      if (!serialize_head(*out, keep_alive, version, head)) {
+      if (!serialize_response_head(*out, keep_alive, version)) {
         replacement = HttpResponse{500, {}, "internal error\n"};
-        serialize_head(*out, keep_alive, version, head);
+        serialize_response_head(*out, keep_alive, version);
       }
     }
     phase_ = Phase::kWriting;
     set_deadline(core_.options.send_timeout);
-    std::string_view body = send_body_ ? std::string_view(out->body) : std::string_view();
+    bool bodiless = out->status == 204 || out->status == 304;
+    std::string_view body = head || bodiless ? std::string_view() : std::string_view(out->body);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
     auto [ec, n] = co_await asio::async_write(socket_, buffers, kUseTuple);
     co_return !ec;
   }
 
+  bool serialize_response_head(const HttpResponse& response, bool keep_alive, int version) {
+    bool bodiless = response.status == 204 || response.status == 304;
+    return serialize_head(response.status, response.headers,
+                          bodiless ? BodyFraming::kNone : BodyFraming::kLength,
+                          response.body.size(), keep_alive, version);
+  }
+
   // Fills head_ with the status line and headers; false if the response cannot be sent as is.
-  bool serialize_head(const HttpResponse& response, bool keep_alive, int version, bool head) {
-    if (response.status < 200 || response.status > 599) return false;
-    for (const HttpHeader& h : response.headers) {
+  // The framing headers (and Date, Connection) are the server's: those in `headers` are ignored.
+  bool serialize_head(int status_code, const HttpHeaders& headers, BodyFraming framing,
+                      uint64_t length, bool keep_alive, int version) {
+    if (status_code < 200 || status_code > 599) return false;
+    for (const HttpHeader& h : headers) {
       if (!is_valid_header_name(h.name) || !is_valid_header_value(h.value)) return false;
     }
-    auto status = static_cast<http::status>(response.status);
+    auto status = static_cast<http::status>(status_code);
     beast::string_view reason = http::obsolete_reason(status);
     if (reason.starts_with('<')) reason = {};  // "<unknown-status>"
     head_.clear();
     head_.append("HTTP/1.1 ");
-    head_.append(std::to_string(response.status));
+    append_number(head_, static_cast<uint64_t>(status_code));
     head_.push_back(' ');
     head_.append(reason.data(), reason.size());
     head_.append("\r\n");
-    for (const HttpHeader& h : response.headers) {
+    for (const HttpHeader& h : headers) {
       if (ascii_iequals(h.name, "content-length") || ascii_iequals(h.name, "transfer-encoding") ||
           ascii_iequals(h.name, "connection") || ascii_iequals(h.name, "date")) {
         continue;
@@ -549,9 +930,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       head_.append(h.name).append(": ").append(h.value).append("\r\n");
     }
     head_.append("date: ").append(http_date()).append("\r\n");
-    bool bodiless_status = response.status == 204 || response.status == 304;
-    if (!bodiless_status) {
-      head_.append("content-length: ").append(std::to_string(response.body.size())).append("\r\n");
+    if (framing == BodyFraming::kLength) {
+      head_.append("content-length: ");
+      append_number(head_, length);
+      head_.append("\r\n");
+    } else if (framing == BodyFraming::kChunked) {
+      head_.append("transfer-encoding: chunked\r\n");
     }
     if (!keep_alive) {
       head_.append("connection: close\r\n");
@@ -559,8 +943,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       head_.append("connection: keep-alive\r\n");
     }
     head_.append("\r\n");
-    send_body_ = !head && !bodiless_status;
     return true;
+  }
+
+  static void append_number(std::string& out, uint64_t value) {
+    std::array<char, 24> digits{};
+    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+    out.append(digits.data(), end);
   }
 
   // Half-closes, then reads and discards what the client still sends (up to kLingerTimeout) so
@@ -570,8 +959,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ErrorCodeT ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) co_return;
-    buffer_.consume(buffer_.size());
     set_deadline(kLingerTimeout);
+    if (watch_pending_) {  // the forward's watch read is still pending: it is the linger read
+      co_await wait_for_watch();
+      if (watch_failed_) co_return;
+    }
+    buffer_.consume(buffer_.size());
     for (;;) {
       auto [read_ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadChunk), kUseTuple);
       if (read_ec) co_return;
@@ -594,6 +987,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Worker& worker_;
   Socket socket_;
   Timer timer_;
+  Timer watch_signal_;  // cancelled when the watch read completes; wait_for_watch() waits on it
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   HttpRequest request_;
@@ -605,7 +999,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool timed_out_ = false;  // the watchdog cancelled the current phase
   bool aborted_ = false;    // the shutdown grace expired
   bool closed_ = false;
-  bool send_body_ = true;
+
+  // Forward state; reused from one forward to the next.
+  UpstreamConnection* upstream_ = nullptr;  // the forward's upstream connection, while it runs
+  std::optional<Error> interruption_;       // why the current forward was cancelled, if it was
+  UpstreamStep upstream_step_ = UpstreamStep::kConnect;
+  bool forwarding_ = false;
+  bool watch_pending_ = false;  // the watch read is in flight
+  bool watch_failed_ = false;   // the watch read ended in EOF or an error: the client is gone
+  std::vector<asio::const_buffer> out_buffers_;
+  std::array<char, 24> chunk_line_{};
 };
 
 void Worker::link(Connection* connection) {
@@ -625,6 +1028,7 @@ void Worker::unlink(Connection* connection) {
 
 void Worker::begin_shutdown(std::chrono::milliseconds grace) {
   draining = true;
+  if (pool) pool->close_all();
   for (Connection* c = first; c != nullptr; c = c->next) c->close_if_idle();
   if (first == nullptr) return;
   grace_timer.expires_after(grace);
@@ -649,10 +1053,12 @@ void run_until_out_of_work(asio::io_context& ioc) {
 
 class HttpServer::Impl {
  public:
-  Impl(ServerOptions options, RequestHandler handler, ErrorResponder error_responder) {
+  Impl(ServerOptions options, RequestHandler handler, ErrorResponder error_responder,
+       std::unique_ptr<UpstreamTls> tls) {
     core_.options = std::move(options);
     core_.handler = std::move(handler);
     core_.error_responder = std::move(error_responder);
+    core_.tls = std::move(tls);
   }
 
   ~Impl() {
@@ -687,7 +1093,12 @@ class HttpServer::Impl {
   void launch() {
     int threads = core_.options.threads;
     if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
+    for (int i = 0; i < threads; ++i) {
+      auto worker = std::make_unique<Worker>();
+      worker->pool = std::make_unique<UpstreamPool>(
+          worker->ioc, *core_.tls, core_.options.upstream.max_idle_connections_per_host);
+      workers_.push_back(std::move(worker));
+    }
     try {
       for (auto& worker : workers_) {
         Worker* w = worker.get();
@@ -816,11 +1227,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Req
       options.max_header_bytes > std::numeric_limits<std::uint32_t>::max()) {
     return fail(Error::invalid("max_header_bytes", "max_header_bytes must be between 1 and 4 GiB"));
   }
-  const std::array<std::pair<const char*, std::chrono::milliseconds>, 4> timeouts{{
+  const std::array<std::pair<const char*, std::chrono::milliseconds>, 7> timeouts{{
       {"header_timeout", options.header_timeout},
       {"body_timeout", options.body_timeout},
       {"idle_timeout", options.idle_timeout},
       {"send_timeout", options.send_timeout},
+      {"upstream.connect_timeout", options.upstream.connect_timeout},
+      {"upstream.response_timeout", options.upstream.response_timeout},
+      {"upstream.idle_timeout", options.upstream.idle_timeout},
   }};
   for (const auto& [name, value] : timeouts) {
     if (value.count() <= 0)
@@ -830,10 +1244,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Req
     return fail(Error::invalid("shutdown_grace", "shutdown_grace must not be negative"));
   }
   try {
+    Result<std::unique_ptr<UpstreamTls>> tls = UpstreamTls::create(options.upstream);
+    if (!tls) return fail(std::move(tls.error()));
     Result<tcp::endpoint> endpoint = resolve_listen_address(options.listen);
     if (!endpoint) return fail(std::move(endpoint.error()));
-    auto impl =
-        std::make_unique<Impl>(std::move(options), std::move(handler), std::move(error_responder));
+    auto impl = std::make_unique<Impl>(std::move(options), std::move(handler),
+                                       std::move(error_responder), std::move(*tls));
     if (Result<void> listening = impl->listen(*endpoint); !listening) {
       return fail(std::move(listening.error()));
     }

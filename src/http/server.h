@@ -11,7 +11,18 @@
 // request → kInvalidRequest (400), a client too slow to send its header block or body →
 // kRequestTimeout (408). A handler that throws → kInternal (500), and the connection survives.
 //
-// This header does not include Boost; the implementation lives in server.cc.
+// A handler may answer a request itself (HttpResponse) or ask the server to forward it upstream
+// (Forward, include/till/forward.h). A forward runs asynchronously on the connection's I/O thread,
+// which serves its other connections meanwhile: the upstream connection comes from that thread's
+// pool (keep-alive, plain or TLS), and the response is relayed as it arrives, one chunk read from
+// upstream written to the client before the next is read. Failures are reported to the Forward's
+// observer exactly once, as forward.h describes: upstream unreachable or broken → kUpstreamError,
+// upstream too slow → kUpstreamTimeout, client gone or too slow to read → kUnavailable from
+// ErrorSource::kClient, shutdown grace expired → kUnavailable. After a failure that happens once
+// part of the response was sent, the client connection is closed.
+//
+// This header does not include Boost; the implementation lives in server.cc (the upstream client
+// in upstream_client.cc).
 #pragma once
 
 #include <chrono>
@@ -21,6 +32,7 @@
 #include <string>
 
 #include "till/error.h"
+#include "till/forward.h"
 #include "till/http.h"
 
 namespace till {
@@ -39,13 +51,16 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{75'000};    // keep-alive wait for the next request
   std::chrono::milliseconds send_timeout{60'000};    // to write one response to the client
   std::chrono::milliseconds shutdown_grace{10'000};  // how long stop() lets in-flight work run
+  UpstreamOptions upstream;  // for forwards: timeouts, pooling, extra trusted CAs
 };
 
 // Handles one complete request; called on an I/O thread, concurrently from several threads, so it
-// must be thread-safe. It may modify or move from the request. It should not throw; if it does, the
-// client gets the ErrorResponder's 500. While it runs, its I/O thread serves no other connection:
-// handlers that wait on slow things belong in the coming async handler interface.
-using RequestHandler = std::function<HttpResponse(HttpRequest&)>;
+// must be thread-safe. It may modify or move from the request. It returns a response, or a Forward
+// for the server to perform (its observer must not be null; a null one gets a 500). It should not
+// throw; if it does, the client gets the ErrorResponder's 500. While it runs, its I/O thread serves
+// no other connection: it must not wait on slow things (a forward's upstream exchange does not
+// block the thread).
+using RequestHandler = std::function<HandlerResult(HttpRequest&)>;
 
 // Renders the server's own errors (413, 400, 408, 500) in the product's error format. Called on an
 // I/O thread; must be thread-safe. Should not throw (a plain-text fallback is sent if it does).
@@ -57,7 +72,8 @@ class HttpServer {
  public:
   // Binds and listens on options.listen, then starts the accept and I/O threads. Errors:
   // kUnavailable if the address is invalid, cannot be resolved or is in use (the message names the
-  // address); kInvalidRequest for nonsensical options (negative threads, zero limits).
+  // address); kInvalidRequest for nonsensical options (negative threads, zero limits or timeouts)
+  // or an unreadable options.upstream.extra_ca_file (field "upstream_ca").
   static Result<std::unique_ptr<HttpServer>> start(ServerOptions options, RequestHandler handler,
                                                    ErrorResponder error_responder);
 
@@ -69,9 +85,12 @@ class HttpServer {
   std::string local_address() const;
 
   // Begins a graceful stop and returns at once: closes the listening socket (new connections are
-  // refused), closes connections idle in keep-alive, lets requests in flight finish and answers
-  // them with `Connection: close`. After shutdown_grace, connections still open are closed. A
-  // handler that is running cannot be interrupted: its thread finishes it first. Idempotent.
+  // refused), closes connections idle in keep-alive and idle pooled upstream connections, lets
+  // requests in flight (forwards included) finish and answers them with `Connection: close` (or
+  // closes after the response, if its head was already sent). After shutdown_grace, connections
+  // still open are closed and forwards still running are cancelled (their observers get
+  // on_failure(kUnavailable)). A handler that is running cannot be interrupted: its thread finishes
+  // it first. Idempotent.
   void stop();
 
   // Blocks until the server has fully stopped (after stop(), or never if stop() is not called).

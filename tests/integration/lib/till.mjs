@@ -13,10 +13,15 @@ export const TILL_BIN = process.env.TILL_BIN;
 export const LISTENING = /listening on (http:\/\/\S+) \(/;
 
 // Servers still running after the file's tests (a failed assertion skips its cleanup) are
-// killed, so they do not keep the test runner waiting.
+// killed, so they do not keep the test runner waiting. Import this module at the top level of a
+// test file: the hook belongs to whatever test is running when it is first imported.
 const live = new Set();
 after(() => { for (const proc of live) proc.kill('SIGKILL'); });
-if (!TILL_BIN) throw new Error('TILL_BIN is not set: run these tests through ctest');
+
+function tillBin() {
+  if (!TILL_BIN) throw new Error('TILL_BIN is not set: run these tests through ctest');
+  return TILL_BIN;
+}
 
 export function tempDir(prefix = 'till-test-') {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -35,7 +40,7 @@ export async function waitFor(condition, { timeoutMs = 10000, intervalMs = 10, w
 
 // Runs the CLI synchronously; returns { status, stdout, stderr }.
 export function runTill(args, { env = {}, input } = {}) {
-  const r = spawnSync(TILL_BIN, args, {
+  const r = spawnSync(tillBin(), args, {
     env: { PATH: process.env.PATH, ...env },
     input,
     encoding: 'utf8',
@@ -72,7 +77,7 @@ export class TillServer {
   // initialised first so the admin key is known.
   static async start({ dataDir, adminKey, args = [], env = {} } = {}) {
     if (!dataDir) ({ dataDir, adminKey } = initDataDir(tempDir(), env));
-    const proc = spawn(TILL_BIN, ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...args], {
+    const proc = spawn(tillBin(), ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...args], {
       env: { PATH: process.env.PATH, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -2,16 +2,11 @@
 // keep-alive, pipelining, handler failures, graceful stop and the client's error messages.
 #include "http/server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <future>
@@ -22,12 +17,15 @@
 #include <thread>
 
 #include "http/client.h"
+#include "unit/http/test_net.h"
 
 namespace till {
 namespace {
 
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
+using test::eventually;
+using test::RawConnection;
 
 // Renders errors the way the product does, close enough for the tests to see the code.
 HttpResponse render_error(const Error& error) {
@@ -61,129 +59,6 @@ class Gate {
   std::shared_future<void> released_ = release_promise_.get_future().share();
   std::once_flag release_once_;
 };
-
-struct RawResponse {
-  int status = 0;
-  std::string head;  // status line and headers, lower-cased
-  std::string body;
-
-  bool has_header(std::string_view line) const {
-    return head.find("\r\n" + std::string(line) + "\r\n") != std::string::npos;
-  }
-};
-
-// A blocking POSIX client socket whose reads all have deadlines.
-class RawConnection {
- public:
-  explicit RawConnection(const std::string& address, int receive_buffer = 0) {
-    size_t colon = address.rfind(':');
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-    inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (receive_buffer > 0) {
-      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-    }
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-      connect_errno_ = errno;
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-  ~RawConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  bool connected() const { return fd_ >= 0; }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int connect_errno() const { return connect_errno_; }
-
-  bool send(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads one response (a 1xx, or a head plus Content-Length body; no body for HEAD).
-  std::optional<RawResponse> read_response(bool head_request = false,
-                                           std::chrono::milliseconds timeout = 3000ms) {
-    auto deadline = SteadyClock::now() + timeout;
-    size_t end;
-    while ((end = pending_.find("\r\n\r\n")) == std::string::npos) {
-      if (!fill(deadline)) return std::nullopt;
-    }
-    RawResponse response;
-    response.head = pending_.substr(0, end + 2);
-    for (char& c : response.head)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    pending_.erase(0, end + 4);
-    if (response.head.size() < 12) return std::nullopt;
-    response.status = std::stoi(response.head.substr(9, 3));
-    size_t length = 0;
-    if (size_t at = response.head.find("\r\ncontent-length: "); at != std::string::npos) {
-      length = std::stoul(response.head.substr(at + 18));
-    }
-    if (head_request || response.status < 200) length = 0;
-    while (pending_.size() < length) {
-      if (!fill(deadline)) return std::nullopt;
-    }
-    response.body = pending_.substr(0, length);
-    pending_.erase(0, length);
-    return response;
-  }
-
-  // True if the server closes the connection within `timeout` without sending anything more.
-  bool closed_without_data(std::chrono::milliseconds timeout = 3000ms) {
-    auto deadline = SteadyClock::now() + timeout;
-    size_t before = pending_.size();
-    while (fill(deadline)) {
-    }
-    return eof_ && pending_.size() == before;
-  }
-
- private:
-  // Appends what arrives before `deadline`; false on EOF, error or deadline.
-  bool fill(SteadyClock::time_point deadline) {
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char chunk[4096];
-    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (n <= 0) {
-      eof_ = true;
-      return false;
-    }
-    pending_.append(chunk, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_ = -1;
-  int connect_errno_ = 0;
-  bool eof_ = false;
-  std::string pending_;
-};
-
-// Polls `condition` until it holds or `timeout` passes.
-template <typename Condition>
-bool eventually(Condition condition, std::chrono::milliseconds timeout = 3000ms) {
-  auto deadline = SteadyClock::now() + timeout;
-  while (SteadyClock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
-}
 
 // Small limits and short timeouts so that every limit can be hit quickly.
 ServerOptions small_options() {
