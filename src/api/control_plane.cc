@@ -158,6 +158,7 @@ Result<HttpResponse> ControlPlane::show_key(std::string_view id) {
 
 Result<HttpResponse> ControlPlane::revoke_key(std::string_view id) {
   auto revoked = store_.set_status(id, KeyStatus::kRevoked, clock_.now());
+  keys_.invalidate(id);
   if (!revoked) {
     if (revoked.error().code == ErrorCode::kNotFound) {
       return fail(Error::client(ErrorCode::kNotFound, "no key with id " + std::string(id)));

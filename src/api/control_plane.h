@@ -17,6 +17,7 @@
 #include "core/master_key.h"
 #include "proxy/authenticator.h"
 #include "proxy/budget_ledger.h"
+#include "proxy/key_cache.h"
 #include "till/clock.h"
 #include "till/http.h"
 #include "till/store.h"
@@ -26,9 +27,15 @@ namespace till {
 class ControlPlane {
  public:
   // Key figures are read through `ledger`, so they include usage not yet written to the store.
-  ControlPlane(Store& store, const MasterKeyring& keyring, BudgetLedger& ledger,
+  // A revoke drops the key from `keys`, so it applies to the next request.
+  ControlPlane(Store& store, const MasterKeyring& keyring, BudgetLedger& ledger, KeyCache& keys,
                const Clock& clock)
-      : store_(store), keyring_(keyring), ledger_(ledger), clock_(clock), auth_(store) {}
+      : store_(store),
+        keyring_(keyring),
+        ledger_(ledger),
+        keys_(keys),
+        clock_(clock),
+        auth_(store) {}
 
   // True if `path` (raw, without query) belongs to the control plane.
   static bool owns(std::string_view path);
@@ -48,6 +55,7 @@ class ControlPlane {
   Store& store_;
   const MasterKeyring& keyring_;
   BudgetLedger& ledger_;
+  KeyCache& keys_;
   const Clock& clock_;
   Authenticator auth_;
 };

@@ -12,6 +12,7 @@
 #include "provider/pricing.h"
 #include "proxy/budget_ledger.h"
 #include "proxy/error_response.h"
+#include "proxy/key_cache.h"
 #include "proxy/proxy_handler.h"
 #include "proxy/upstream_map.h"
 
@@ -58,8 +59,9 @@ int run_serve(const ServeOptions& options) {
 
   // Destroyed in reverse order: the server stops before the ledger writes its last usage.
   BudgetLedger ledger(*dir->store, system_clock());
-  ControlPlane control_plane(*dir->store, dir->keyring, ledger, system_clock());
-  ProxyHandler proxy(*dir->store, dir->keyring, ledger, pricing, *upstreams, system_clock());
+  KeyCache keys(*dir->store, dir->keyring, system_clock());
+  ControlPlane control_plane(*dir->store, dir->keyring, ledger, keys, system_clock());
+  ProxyHandler proxy(keys, ledger, pricing, *upstreams, system_clock());
   Router router(control_plane, proxy);
   ServerOptions server_options;
   server_options.listen = options.listen;

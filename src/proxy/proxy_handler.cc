@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "core/cidr.h"
-#include "core/token.h"
 #include "core/url.h"
 #include "provider/provider_table.h"
 #include "provider/request_rewrite.h"
@@ -110,11 +109,9 @@ bool address_allowed(const KeyRecord& key, std::string_view address) {
 
 }  // namespace
 
-ProxyHandler::ProxyHandler(Store& store, const MasterKeyring& keyring, BudgetLedger& ledger,
-                           const PricingTable& pricing, const UpstreamMap& upstreams,
-                           const Clock& clock)
-    : store_(store),
-      keyring_(keyring),
+ProxyHandler::ProxyHandler(KeyCache& keys, BudgetLedger& ledger, const PricingTable& pricing,
+                           const UpstreamMap& upstreams, const Clock& clock)
+    : keys_(keys),
       ledger_(ledger),
       pricing_(pricing),
       upstreams_(upstreams),
@@ -162,9 +159,9 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
                               "till: no till key (till_sk_…) in the request; send it as the "
                               "API key your SDK uses"));
   }
-  auto authenticated = Authenticator(store_).authenticate_scoped(*token);
+  auto authenticated = keys_.authenticate(*token);
   if (!authenticated) return fail(authenticated.error());
-  const KeyRecord& key = authenticated->record;
+  const KeyRecord& key = (*authenticated)->record;
 
   // Authorize.
   const Timestamp now = clock_.now();
@@ -242,11 +239,6 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
   if (facts.streaming && provider.dialect == UsageDialect::kOpenAi) {
     inspected->ensure_stream_usage();
   }
-  auto credential = open_credential(keyring_, authenticated->token);
-  if (!credential) {
-    return fail(Error::client(ErrorCode::kInvalidApiKey,
-                              "till: key " + key.id + " carries no usable upstream credential"));
-  }
   const UpstreamEndpoint& endpoint = upstreams_.at(provider.name);
   Forward forward;
   UpstreamRequest& up = forward.request;
@@ -254,7 +246,7 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
   up.method = request.method;
   up.target = endpoint.base_path + route.upstream_path;
   if (std::string query = query_without_key(route.query); !query.empty()) up.target += "?" + query;
-  up.headers = upstream_headers(request.headers, provider, *credential);
+  up.headers = upstream_headers(request.headers, provider, (*authenticated)->credential);
   up.body = inspected->modified() ? inspected->body() : std::move(request.body);
   up.idempotent = request.method == "GET" || request.method == "HEAD";
   std::optional<ModelPrice> price_copy;

@@ -19,22 +19,21 @@
 
 #include <string_view>
 
-#include "core/master_key.h"
 #include "provider/pricing.h"
 #include "proxy/budget_ledger.h"
+#include "proxy/key_cache.h"
 #include "proxy/proxy_route.h"
 #include "proxy/upstream_map.h"
 #include "till/clock.h"
 #include "till/forward.h"
-#include "till/store.h"
 
 namespace till {
 
 class ProxyHandler {
  public:
   // All references must outlive the handler.
-  ProxyHandler(Store& store, const MasterKeyring& keyring, BudgetLedger& ledger,
-               const PricingTable& pricing, const UpstreamMap& upstreams, const Clock& clock);
+  ProxyHandler(KeyCache& keys, BudgetLedger& ledger, const PricingTable& pricing,
+               const UpstreamMap& upstreams, const Clock& clock);
 
   // REQUIRES: is_proxy_path(path of request.target).
   HandlerResult handle(HttpRequest& request);
@@ -44,8 +43,7 @@ class ProxyHandler {
   Result<int64_t> affordable_output(const KeyRecord& key, const ModelPrice* price,
                                     int64_t input_bound, int64_t choices);
 
-  Store& store_;
-  const MasterKeyring& keyring_;
+  KeyCache& keys_;
   BudgetLedger& ledger_;
   const PricingTable& pricing_;
   const UpstreamMap& upstreams_;
