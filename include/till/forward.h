@@ -67,7 +67,9 @@ class ExchangeObserver {
   // One chunk of the response body (de-chunked) as read from upstream, before it is sent on.
   virtual void on_response_body(std::string_view chunk) = 0;
 
-  // The whole response was delivered to the client.
+  // The whole response was read from upstream. Called before its last bytes are written to the
+  // client, so a client that has read the whole response sees the exchange's effects (its
+  // settled budget) in its next request; a client that fails to read the end changes nothing.
   virtual void on_complete() = 0;
 
   // The exchange failed: upstream unreachable (kUpstreamError), timed out (kUpstreamTimeout),

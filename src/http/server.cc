@@ -699,6 +699,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                          keep_alive, version, head_request);
       }
       const bool done = upstream->body_done();
+      if (done) {
+        // Completed before the last write, so a client that has read the whole response sees
+        // its effects (the settled budget) in its next request.
+        guarded([&] { observer.on_complete(); });
+      }
       out_buffers_.clear();
       if (!sent) out_buffers_.push_back(asio::buffer(head_));
       if (send_body && total > 0) {
@@ -715,6 +720,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!out_buffers_.empty()) {
         sent = true;
         if (!co_await write_forwarded()) {
+          if (done) {  // the observer has completed: nothing more to report
+            forward.observer.reset();
+            co_return AfterForward::kDrop;
+          }
           co_return co_await finish_failed(forward, std::move(upstream), client_write_failure(),
                                            sent, keep_alive, version, head_request);
         }
@@ -724,7 +733,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     upstream_ = nullptr;
     pool.release(std::move(upstream));  // kept only if the upstream keeps the connection open
-    guarded([&] { observer.on_complete(); });
     forward.observer.reset();
     co_return keep_alive ? AfterForward::kKeepAlive : AfterForward::kLingerClose;
   }
