@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <limits>
 #include <optional>
 
 namespace till {
@@ -72,6 +73,8 @@ struct BudgetLedger::KeyState {
   Usage unwritten;                      // settled usage not yet written to the store
   int64_t concurrent = 0;               // requests in flight, for max_concurrency
   std::deque<Timestamp> recent_starts;  // starts within the last minute, for rpm
+  int64_t headroom_requests = 0;        // the lease's current headroom multiple (0: not set)
+  std::optional<Timestamp> last_growth;  // when the lease last had to grow
 };
 
 // --- Hold ------------------------------------------------------------------------------------
@@ -178,11 +181,21 @@ Result<BudgetLedger::Hold> BudgetLedger::reserve(const KeyRecord& key, const Bud
 Result<void> BudgetLedger::grow_lease(KeyState& state, const KeyRecord& key,
                                       const Budget& amount) {
   const Timestamp now = clock_.now();
+  // A key that needs a bigger lease again within a second gets twice the headroom, so a busy key
+  // touches the store rarely; a quiet one starts small again.
+  const bool busy = state.last_growth && now - *state.last_growth < std::chrono::seconds(1);
+  state.headroom_requests =
+      busy ? std::min(state.headroom_requests * 2, options_.max_headroom_requests)
+           : options_.headroom_requests;
+  state.last_growth = now;
   const auto limits = limit_array(key.limits);
   auto headroom = as_array(amount);
   for (size_t i = 0; i < 3; ++i) {
     if (!limits[i]) continue;
-    const int64_t by_request = headroom[i] * options_.headroom_requests;
+    const int64_t by_request =
+        headroom[i] > std::numeric_limits<int64_t>::max() / state.headroom_requests
+            ? std::numeric_limits<int64_t>::max()
+            : headroom[i] * state.headroom_requests;
     const int64_t by_limit = *limits[i] / 100 * options_.headroom_percent_of_limit;
     headroom[i] = std::min(by_request, std::max(by_limit, headroom[i]));
   }

@@ -39,10 +39,12 @@ namespace till {
 class BudgetLedger {
  public:
   struct Options {
-    // Headroom a lease takes beyond what it must cover, per limited dimension: this many times
-    // the request's own amount, but at most headroom_fraction of the limit. A crash can cost a
-    // key at most this much budget.
+    // Headroom a lease takes beyond what it must cover, per limited dimension: a number of
+    // times the request's own amount — headroom_requests, doubled each time the lease has to
+    // grow again within a second (a busy key), up to max_headroom_requests — but never more
+    // than headroom_percent_of_limit of the limit. A crash can cost a key at most this much.
     int64_t headroom_requests = 16;
+    int64_t max_headroom_requests = 4096;
     int64_t headroom_percent_of_limit = 5;
     std::chrono::milliseconds flush_interval{1000};
   };
