@@ -218,6 +218,21 @@ Error not_active(const KeyRecord& key) {
                    : Error::client(ErrorCode::kLimitExhausted, "the key's budget is exhausted");
 }
 
+Error reservation_not_found(std::string_view id) {
+  return Error::client(ErrorCode::kNotFound,
+                       "no outstanding reservation with id " + std::string(id));
+}
+
+// key.reserved += amount, refusing sums that overflow.
+Result<void> hold_more(KeyRecord& key, const Budget& amount) {
+  std::optional<int64_t> requests = add(key.reserved.requests, amount.requests);
+  std::optional<int64_t> tokens = add(key.reserved.tokens, amount.tokens);
+  std::optional<int64_t> spend = add(key.reserved.spend.nanos(), amount.spend.nanos());
+  if (!requests || !tokens || !spend) return fail(too_large("amount"));
+  key.reserved = Budget{*requests, *tokens, Money::from_nanos(*spend)};
+  return {};
+}
+
 Error key_not_found(std::string_view id) {
   return Error::client(ErrorCode::kNotFound, "no key with id " + std::string(id));
 }
@@ -491,11 +506,7 @@ Result<Reservation> SqliteStore::reserve(std::string_view key_id, const Budget& 
   for (size_t i = 0; i < current.size(); ++i) {
     if (!fits(current[i], wanted[i])) return fail(limit_exhausted(current[i].name));
   }
-  std::optional<int64_t> requests = add(key.reserved.requests, amount.requests);
-  std::optional<int64_t> tokens = add(key.reserved.tokens, amount.tokens);
-  std::optional<int64_t> spend = add(key.reserved.spend.nanos(), amount.spend.nanos());
-  if (!requests || !tokens || !spend) return fail(too_large("amount"));
-  key.reserved = Budget{*requests, *tokens, Money::from_nanos(*spend)};
+  if (Result<void> held = hold_more(key, amount); !held) return fail(held.error());
   if (Result<void> written = write_key_state(key); !written) return fail(written.error());
 
   Reservation reservation{next_reservation_id(), key.id, amount, now};
@@ -528,8 +539,7 @@ Result<KeyRecord> SqliteStore::resize(std::string_view reservation_id, const Usa
   Result<std::optional<TakenReservation>> taken = take_reservation(reservation_id);
   if (!taken) return fail(taken.error());
   if (!*taken) {
-    return fail(Error::client(ErrorCode::kNotFound,
-                              "no outstanding reservation with id " + std::string(reservation_id)));
+    return fail(reservation_not_found(reservation_id));
   }
   const Budget old_amount = (*taken)->amount;
   Result<KeyRecord> charged = charge(**taken, consumed, now);
@@ -548,11 +558,7 @@ Result<KeyRecord> SqliteStore::resize(std::string_view reservation_id, const Usa
     if (key.status != KeyStatus::kActive) return fail(not_active(key));
     if (!fits(current[i], wanted[i])) return fail(limit_exhausted(current[i].name));
   }
-  std::optional<int64_t> requests = add(key.reserved.requests, new_amount.requests);
-  std::optional<int64_t> tokens = add(key.reserved.tokens, new_amount.tokens);
-  std::optional<int64_t> spend = add(key.reserved.spend.nanos(), new_amount.spend.nanos());
-  if (!requests || !tokens || !spend) return fail(too_large("amount"));
-  key.reserved = Budget{*requests, *tokens, Money::from_nanos(*spend)};
+  if (Result<void> held = hold_more(key, new_amount); !held) return fail(held.error());
   if (Result<void> written = write_key_state(key); !written) return fail(written.error());
   Reservation resized{std::string(reservation_id), key.id, new_amount, now};
   if (Result<void> inserted = insert_reservation_row(resized); !inserted) {
@@ -623,8 +629,7 @@ Result<KeyRecord> SqliteStore::settle(std::string_view reservation_id, const Usa
   Result<std::optional<TakenReservation>> taken = take_reservation(reservation_id);
   if (!taken) return fail(taken.error());
   if (!*taken) {
-    return fail(Error::client(ErrorCode::kNotFound,
-                              "no outstanding reservation with id " + std::string(reservation_id)));
+    return fail(reservation_not_found(reservation_id));
   }
   Result<KeyRecord> key = charge(**taken, actual, now);
   if (!key) return fail(key.error());
