@@ -21,12 +21,9 @@ ErrorCode code_from_wire(std::string_view code) {
 }  // namespace
 
 ApiClient ApiClient::from_environment() {
-  ApiClient client;
   const char* url = std::getenv("TILL_URL");
-  client.url_ = url && *url ? url : "http://127.0.0.1:4100";
   const char* admin = std::getenv("TILL_ADMIN_KEY");
-  client.admin_key_ = admin ? admin : "";
-  return client;
+  return ApiClient(url && *url ? url : "http://127.0.0.1:4100", admin ? admin : "");
 }
 
 Result<json::value> ApiClient::call(std::string_view method, std::string_view target,

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <boost/json/value.hpp>
 
@@ -12,6 +13,9 @@ namespace till {
 
 class ApiClient {
  public:
+  ApiClient(std::string url, std::string admin_key)
+      : url_(std::move(url)), admin_key_(std::move(admin_key)) {}
+
   // Reads TILL_URL and TILL_ADMIN_KEY from the environment.
   static ApiClient from_environment();
 

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -39,7 +40,60 @@ struct Options {
   KeyListOptions key_list;
   KeyIdOptions key_show;
   KeyIdOptions key_revoke;
+  RunOptions run;
 };
+
+// The options that describe a new key (provider, upstream credential, limits, scope).
+void add_key_spec_options(CLI::App& c, KeyCreateOptions& create) {
+  c.add_option("--provider", create.provider, "Provider: openai, anthropic, google, …")->required();
+  auto* env = c.add_option("--upstream-key-env", create.upstream_key_env,
+                           "Environment variable holding the real provider key "
+                           "(default: the provider's usual one, e.g. OPENAI_API_KEY)");
+  auto* stdin_flag = c.add_flag("--upstream-key-stdin", create.upstream_key_stdin,
+                                "Read the real provider key from the first line of stdin");
+  env->excludes(stdin_flag);
+  c.add_option("--name", create.name, "A name to recognise the key by");
+  c.add_option("--max-requests", create.max_requests, "Request limit")->check(CLI::PositiveNumber);
+  c.add_option("--max-tokens", create.max_tokens, "Token limit (input + output)")
+      ->check(CLI::PositiveNumber);
+  c.add_option("--max-spend", create.max_spend, "Spend limit in USD, e.g. 5 or 0.50");
+  auto* in = c.add_option("--expires-in", create.expires_in, "Lifetime, e.g. 90m, 24h, 7d");
+  auto* at = c.add_option("--expires-at", create.expires_at, "Expiry time (RFC 3339)");
+  in->excludes(at);
+  c.add_option("--models", create.models, "Allowed models, comma-separated")->delimiter(',');
+  c.add_option("--rpm", create.rpm, "Requests per minute")->check(CLI::PositiveNumber);
+  c.add_option("--max-concurrency", create.max_concurrency, "Requests in flight at once")
+      ->check(CLI::PositiveNumber);
+  c.add_option("--allowed-cidrs", create.allowed_cidrs, "Client address ranges, comma-separated")
+      ->delimiter(',');
+  c.add_option("--metadata", create.metadata, "A JSON object stored with the key");
+}
+
+void add_run_command(CLI::App& app, RunOptions& run, std::function<int()>& action) {
+  CLI::App* r = app.add_subcommand(
+      "run", "Run a command with a scoped key for its lifetime: till run [options] -- CMD ARGS…");
+  add_key_spec_options(*r, run.key);
+  run.serve.data_dir.clear();  // a temporary one unless given
+  r->add_option("--data-dir", run.serve.data_dir,
+                "Data dir of the embedded server (default: a temporary one)");
+  r->add_option("--upstream", run.serve.upstream_overrides,
+                "Embedded server: send a provider's requests elsewhere, NAME=URL (repeatable)");
+  r->add_option("--upstream-ca", run.serve.upstream_ca,
+                "Embedded server: extra CA file for upstream TLS")
+      ->check(CLI::ExistingFile);
+  // Everything from the first argument that is not an option of `run` (after an optional "--")
+  // is the command, options of its own included.
+  r->prefix_command();
+  r->footer(
+      "With TILL_URL set (and TILL_ADMIN_KEY), the key is created on that server; otherwise an "
+      "embedded server runs on an ephemeral loopback port for the life of the command. The key "
+      "is revoked when the command exits; the exit status is the command's.");
+  r->callback([r, o = &run, a = &action] {
+    if (o->command.empty()) o->command = r->remaining();  // no "--": run_cli split nothing off
+    if (o->command.empty()) throw CLI::ValidationError("run", "give the command to run after --");
+    *a = [o] { return run_run(*o); };
+  });
+}
 
 void add_key_commands(CLI::App& app, Options& options, std::function<int()>& action) {
   CLI::App* key = app.add_subcommand("key", "Create, list, show and revoke scoped keys");
@@ -48,28 +102,7 @@ void add_key_commands(CLI::App& app, Options& options, std::function<int()>& act
 
   KeyCreateOptions& create = options.key_create;
   CLI::App* c = key->add_subcommand("create", "Create a scoped key; prints only the key on stdout");
-  c->add_option("--provider", create.provider, "Provider: openai, anthropic, google, …")->required();
-  auto* env = c->add_option("--upstream-key-env", create.upstream_key_env,
-                            "Environment variable holding the real provider key "
-                            "(default: the provider's usual one, e.g. OPENAI_API_KEY)");
-  auto* stdin_flag = c->add_flag("--upstream-key-stdin", create.upstream_key_stdin,
-                                 "Read the real provider key from the first line of stdin");
-  env->excludes(stdin_flag);
-  c->add_option("--name", create.name, "A name to recognise the key by");
-  c->add_option("--max-requests", create.max_requests, "Request limit")->check(CLI::PositiveNumber);
-  c->add_option("--max-tokens", create.max_tokens, "Token limit (input + output)")
-      ->check(CLI::PositiveNumber);
-  c->add_option("--max-spend", create.max_spend, "Spend limit in USD, e.g. 5 or 0.50");
-  auto* in = c->add_option("--expires-in", create.expires_in, "Lifetime, e.g. 90m, 24h, 7d");
-  auto* at = c->add_option("--expires-at", create.expires_at, "Expiry time (RFC 3339)");
-  in->excludes(at);
-  c->add_option("--models", create.models, "Allowed models, comma-separated")->delimiter(',');
-  c->add_option("--rpm", create.rpm, "Requests per minute")->check(CLI::PositiveNumber);
-  c->add_option("--max-concurrency", create.max_concurrency, "Requests in flight at once")
-      ->check(CLI::PositiveNumber);
-  c->add_option("--allowed-cidrs", create.allowed_cidrs, "Client address ranges, comma-separated")
-      ->delimiter(',');
-  c->add_option("--metadata", create.metadata, "A JSON object stored with the key");
+  add_key_spec_options(*c, create);
   c->add_flag("--json", create.json, "Print the full record as JSON");
   c->callback([o = &create, a = &action] { *a = [o] { return run_key_create(*o); }; });
 
@@ -136,7 +169,18 @@ int run_cli(int argc, char** argv) {
   i->callback([o = &init, a = &action] { *a = [o] { return run_init(*o); }; });
 
   add_key_commands(app, options, action);
+  add_run_command(app, options.run, action);
 
+  // `till run [options] -- CMD ARGS…`: everything after "--" is the command, whatever it looks
+  // like; CLI11 sees only run's own options.
+  if (argc > 2 && std::string_view(argv[1]) == "run") {
+    for (int i = 2; i < argc; ++i) {
+      if (std::string_view(argv[i]) != "--") continue;
+      options.run.command.assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

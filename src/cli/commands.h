@@ -74,6 +74,14 @@ struct KeyIdOptions {
   bool json = false;
 };
 int run_key_show(const KeyIdOptions& options);
+
+struct RunOptions {
+  KeyCreateOptions key;              // the key's provider and limits; expiry defaults to 24h
+  ServeOptions serve;                // for the embedded server when TILL_URL is not set
+  std::vector<std::string> command;  // the command and its arguments
+};
+// Exits with the command's status (128 + signal if it was killed; 127 if it could not start).
+int run_run(const RunOptions& options);
 int run_key_revoke(const KeyIdOptions& options);
 
 }  // namespace till

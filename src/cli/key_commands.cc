@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "cli/api_client.h"
+#include "cli/key_body.h"
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "core/url.h"
@@ -94,9 +95,9 @@ Result<std::string> read_upstream_key(const KeyCreateOptions& o) {
 
 }  // namespace
 
-int run_key_create(const KeyCreateOptions& o) {
+Result<json::object> key_create_body(const KeyCreateOptions& o) {
   auto upstream_key = read_upstream_key(o);
-  if (!upstream_key) return report_error(upstream_key.error());
+  if (!upstream_key) return fail(upstream_key.error());
   json::object body{{"provider", o.provider}, {"upstream_key", *upstream_key}};
   if (o.name) body["name"] = *o.name;
   if (o.max_requests) body["max_requests"] = *o.max_requests;
@@ -114,12 +115,19 @@ int run_key_create(const KeyCreateOptions& o) {
     boost::system::error_code ec;
     json::value metadata = json::parse(*o.metadata, ec);
     if (ec || !metadata.is_object()) {
-      std::cerr << "till: --metadata must be a JSON object, such as '{\"team\":\"research\"}'\n";
-      return kExitUsage;
+      return fail(Error::invalid(
+          "metadata", "--metadata must be a JSON object, such as '{\"team\":\"research\"}'"));
     }
     body["metadata"] = std::move(metadata);
   }
-  auto created = ApiClient::from_environment().call("POST", "/api/v1/keys", json::serialize(body));
+  return body;
+}
+
+int run_key_create(const KeyCreateOptions& o) {
+  auto body = key_create_body(o);
+  if (!body) return report_error(body.error());
+  auto created =
+      ApiClient::from_environment().call("POST", "/api/v1/keys", json::serialize(*body));
   if (!created) return report_error(created.error());
   if (o.json) {
     std::cout << json::serialize(*created) << std::endl;

@@ -43,7 +43,6 @@
 // connection closes, its thread returns, and wait() joins it.
 #include "http/server.h"
 
-#include <signal.h>
 
 #include <algorithm>
 #include <array>
@@ -55,7 +54,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -1277,24 +1275,5 @@ std::string HttpServer::local_address() const { return impl_->local_address(); }
 void HttpServer::stop() { impl_->stop(); }
 
 void HttpServer::wait() { impl_->wait(); }
-
-int wait_for_shutdown_signal() {
-  try {
-    asio::io_context ioc(1);
-    asio::signal_set signals(ioc);
-    ErrorCodeT ec;
-    signals.add(SIGINT, ec);
-    if (!ec) signals.add(SIGTERM, ec);
-    if (ec) return 0;
-    int received = 0;
-    signals.async_wait([&received](const ErrorCodeT& wait_ec, int signal_number) {
-      if (!wait_ec) received = signal_number;
-    });
-    ioc.run();
-    return received;
-  } catch (...) {
-    return 0;
-  }
-}
 
 }  // namespace till

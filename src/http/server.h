@@ -102,10 +102,5 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Blocks the calling thread until the process receives SIGINT or SIGTERM and returns the signal
-// number. Works while other threads run: it installs a process-wide handler for the duration of the
-// call (and restores the default action afterwards, so a second Ctrl-C during shutdown kills the
-// process at once). Call it from one thread at a time.
-int wait_for_shutdown_signal();
 
 }  // namespace till

@@ -495,27 +495,5 @@ TEST(HttpClientTest, HeaderValuesNeverAppearInErrors) {
   EXPECT_EQ(response.error().message.find("till_sk_secret"), std::string::npos);
 }
 
-TEST(HttpServerDeathTest, WaitForShutdownSignalReturnsTheSignal) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        // Send SIGTERM once the handler is installed (the disposition stops being the default).
-        std::thread sender([] {
-          auto deadline = SteadyClock::now() + 3s;
-          while (SteadyClock::now() < deadline) {
-            struct sigaction current {};
-            sigaction(SIGTERM, nullptr, &current);
-            if (current.sa_handler != SIG_DFL) break;
-            std::this_thread::sleep_for(1ms);
-          }
-          kill(getpid(), SIGTERM);
-        });
-        int received = wait_for_shutdown_signal();
-        sender.join();
-        std::_Exit(received == SIGTERM ? 0 : 1);
-      },
-      ::testing::ExitedWithCode(0), "");
-}
-
 }  // namespace
 }  // namespace till
