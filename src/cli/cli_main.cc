@@ -1,11 +1,10 @@
 // Argument parsing for every subcommand (CLI11 lives only in this file: it is slow to compile).
 #include "cli/cli_main.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <functional>
 #include <string_view>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "core/time_text.h"
@@ -19,8 +18,8 @@ std::string default_data_dir() {
 }
 
 // An option taking a duration such as "30s" or "500ms" (core/time_text.h syntax).
-void add_duration_option(CLI::App& app, const std::string& name,
-                         std::chrono::milliseconds& target, const std::string& help) {
+void add_duration_option(CLI::App& app, const std::string& name, std::chrono::milliseconds& target,
+                         const std::string& help) {
   app.add_option_function<std::string>(
          name,
          [name, &target](const std::string& text) {
@@ -41,6 +40,7 @@ struct Options {
   KeyIdOptions key_show;
   KeyIdOptions key_revoke;
   RunOptions run;
+  EnvOptions env;
 };
 
 // The options that describe a new key (provider, upstream credential, limits, scope).
@@ -95,10 +95,31 @@ void add_run_command(CLI::App& app, RunOptions& run, std::function<int()>& actio
   });
 }
 
+void add_env_command(CLI::App& app, EnvOptions& env, std::function<int()>& action) {
+  CLI::App* e = app.add_subcommand(
+      "env", "Print export lines that point the provider's SDKs at till with a scoped key");
+  e->add_option("key", env.key, "A scoped key (till_sk_…)");
+  auto* create = e->add_flag("--create", env.create, "Create a key first (key options below)");
+  add_key_spec_options(*e, env.spec);
+  e->get_option("--provider")->required(false)->needs(create);
+  e->add_option("--format", env.format, "shell (export lines) or dotenv")
+      ->check(CLI::IsMember({"shell", "dotenv"}))
+      ->capture_default_str();
+  e->footer(
+      "Use: eval \"$(till env till_sk_…)\". Talks to TILL_URL; --create needs TILL_ADMIN_KEY.");
+  e->callback([o = &env, a = &action] {
+    if (o->create && o->spec.provider.empty()) {
+      throw CLI::ValidationError("--create", "needs --provider");
+    }
+    *a = [o] { return run_env(*o); };
+  });
+}
+
 void add_key_commands(CLI::App& app, Options& options, std::function<int()>& action) {
   CLI::App* key = app.add_subcommand("key", "Create, list, show and revoke scoped keys");
   key->require_subcommand(1);
-  key->footer("Talks to the server at TILL_URL (default http://127.0.0.1:4100) with TILL_ADMIN_KEY.");
+  key->footer(
+      "Talks to the server at TILL_URL (default http://127.0.0.1:4100) with TILL_ADMIN_KEY.");
 
   KeyCreateOptions& create = options.key_create;
   CLI::App* c = key->add_subcommand("create", "Create a scoped key; prints only the key on stdout");
@@ -137,11 +158,14 @@ int run_cli(int argc, char** argv) {
   ServeOptions& serve = options.serve;
   serve.data_dir = default_data_dir();
   CLI::App* s = app.add_subcommand("serve", "Run the till server");
-  s->add_option("--listen", serve.listen, "Address to listen on (host:port)")->capture_default_str();
-  s->add_option("--data-dir", serve.data_dir, "Data directory (or TILL_DATA_DIR)")->capture_default_str();
+  s->add_option("--listen", serve.listen, "Address to listen on (host:port)")
+      ->capture_default_str();
+  s->add_option("--data-dir", serve.data_dir, "Data directory (or TILL_DATA_DIR)")
+      ->capture_default_str();
   s->add_option("--threads", serve.threads, "I/O threads (default: one per core)")
       ->check(CLI::Range(0, 256));
-  s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted")->capture_default_str();
+  s->add_option("--max-body-bytes", serve.max_body_bytes, "Largest request body accepted")
+      ->capture_default_str();
   s->add_option("--upstream", serve.upstream_overrides,
                 "Send a provider's requests elsewhere: NAME=URL (repeatable)")
       ->type_name("NAME=URL");
@@ -165,11 +189,13 @@ int run_cli(int argc, char** argv) {
   init.data_dir = default_data_dir();
   CLI::App* i = app.add_subcommand(
       "init", "Create a data dir with a master key and an admin key; prints the admin key");
-  i->add_option("--data-dir", init.data_dir, "Data directory (or TILL_DATA_DIR)")->capture_default_str();
+  i->add_option("--data-dir", init.data_dir, "Data directory (or TILL_DATA_DIR)")
+      ->capture_default_str();
   i->callback([o = &init, a = &action] { *a = [o] { return run_init(*o); }; });
 
   add_key_commands(app, options, action);
   add_run_command(app, options.run, action);
+  add_env_command(app, options.env, action);
 
   // `till run [options] -- CMD ARGS…`: everything after "--" is the command, whatever it looks
   // like; CLI11 sees only run's own options.

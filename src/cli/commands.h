@@ -32,8 +32,8 @@ struct ServeOptions {
   std::string upstream_ca;  // --upstream-ca: PEM file of extra CAs trusted for upstream TLS
   std::chrono::milliseconds upstream_timeout{600'000};         // request sent → response head
   std::chrono::milliseconds upstream_connect_timeout{10'000};  // TCP connect + TLS handshake
-  std::vector<std::string> upstream_overrides;       // "NAME=URL", from --upstream
-  std::string pricing_file;                          // --pricing: prices over the built-in table
+  std::vector<std::string> upstream_overrides;                 // "NAME=URL", from --upstream
+  std::string pricing_file;  // --pricing: prices over the built-in table
 };
 int run_serve(const ServeOptions& options);
 
@@ -74,6 +74,15 @@ struct KeyIdOptions {
   bool json = false;
 };
 int run_key_show(const KeyIdOptions& options);
+
+struct EnvOptions {
+  std::string key;      // an existing scoped key, or empty with `create`
+  bool create = false;  // create a key from `spec` first (needs TILL_ADMIN_KEY)
+  KeyCreateOptions spec;
+  std::string format = "shell";  // "shell" (export lines) or "dotenv"
+};
+// Prints the SDK variables for the key on stdout.
+int run_env(const EnvOptions& options);
 
 struct RunOptions {
   KeyCreateOptions key;              // the key's provider and limits; expiry defaults to 24h

@@ -1,14 +1,13 @@
 // `till key create|list|show|revoke`: the control plane over HTTP.
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-
 #include "cli/api_client.h"
-#include "cli/key_body.h"
 #include "cli/commands.h"
+#include "cli/key_body.h"
 #include "cli/table.h"
 #include "core/url.h"
 #include "provider/provider_table.h"
@@ -58,8 +57,8 @@ void print_key(const json::value& key) {
                                  text(at(key, "remaining", "requests")) + ")"});
   table.add_row({"tokens", used_of(key, "tokens", "max_tokens") + "  (remaining " +
                                text(at(key, "remaining", "tokens")) + ")"});
-  table.add_row({"spend", spend_of(key) + "  (remaining " +
-                              text(at(key, "remaining", "spend_usd")) + ")"});
+  table.add_row(
+      {"spend", spend_of(key) + "  (remaining " + text(at(key, "remaining", "spend_usd")) + ")"});
   table.add_row({"models", text(at(key, "scope", "models"))});
   table.add_row({"rpm", text(at(key, "scope", "rpm"))});
   table.add_row({"max_concurrency", text(at(key, "scope", "max_concurrency"))});
@@ -87,8 +86,9 @@ Result<std::string> read_upstream_key(const KeyCreateOptions& o) {
   const char* value = var.empty() ? nullptr : std::getenv(var.c_str());
   if (value == nullptr || *value == '\0') {
     return fail(Error::invalid(
-        "upstream_key", (var.empty() ? std::string("no upstream key variable") : var + " is not set") +
-                            "; pass --upstream-key-env VAR or --upstream-key-stdin"));
+        "upstream_key",
+        (var.empty() ? std::string("no upstream key variable") : var + " is not set") +
+            "; pass --upstream-key-env VAR or --upstream-key-stdin"));
   }
   return std::string(value);
 }
@@ -126,17 +126,17 @@ Result<json::object> key_create_body(const KeyCreateOptions& o) {
 int run_key_create(const KeyCreateOptions& o) {
   auto body = key_create_body(o);
   if (!body) return report_error(body.error());
-  auto created =
-      ApiClient::from_environment().call("POST", "/api/v1/keys", json::serialize(*body));
+  auto created = ApiClient::from_environment().call("POST", "/api/v1/keys", json::serialize(*body));
   if (!created) return report_error(created.error());
   if (o.json) {
     std::cout << json::serialize(*created) << std::endl;
     return kExitOk;
   }
   std::cerr << "till: created " << text(at(*created, "id")) << " for "
-            << text(at(*created, "provider")) << ": requests " << used_of(*created, "requests", "max_requests")
-            << ", tokens " << used_of(*created, "tokens", "max_tokens") << ", spend "
-            << spend_of(*created) << ", expires " << text(at(*created, "expires_at")) << "\n";
+            << text(at(*created, "provider")) << ": requests "
+            << used_of(*created, "requests", "max_requests") << ", tokens "
+            << used_of(*created, "tokens", "max_tokens") << ", spend " << spend_of(*created)
+            << ", expires " << text(at(*created, "expires_at")) << "\n";
   std::cout << text(at(*created, "key")) << std::endl;
   return kExitOk;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/json/serialize.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -18,11 +19,10 @@
 #include <map>
 #include <memory>
 
-#include <boost/json/serialize.hpp>
-
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/key_body.h"
+#include "cli/sdk_environment.h"
 #include "cli/till_instance.h"
 #include "provider/provider_table.h"
 
@@ -38,42 +38,6 @@ std::atomic<pid_t> g_child{0};
 void forward_signal(int signal_number) {
   const pid_t child = g_child.load();
   if (child > 0) ::kill(child, signal_number);
-}
-
-// The base URL an SDK of `provider` takes, through till.
-std::string sdk_base_url(const std::string& till_url, const ProviderInfo& provider) {
-  const std::string base = till_url + "/proxy/" + std::string(provider.name);
-  switch (provider.dialect) {
-    case UsageDialect::kAnthropic:
-    case UsageDialect::kGemini:
-    case UsageDialect::kCohere: return base;
-    case UsageDialect::kOpenAi: return provider.name == "perplexity" ? base : base + "/v1";
-  }
-  return base;
-}
-
-// The variables the child gets on top of the parent's environment.
-std::map<std::string, std::string> child_variables(const std::string& till_url,
-                                                   const ProviderInfo& provider,
-                                                   const std::string& key) {
-  std::map<std::string, std::string> vars{{"TILL_KEY", key}, {"TILL_BASE_URL", till_url}};
-  const std::string base = sdk_base_url(till_url, provider);
-  const std::string key_var(provider.api_key_env);
-  vars[key_var] = key;
-  if (provider.name == "google") {
-    vars["GOOGLE_API_KEY"] = key;
-    vars["GOOGLE_GEMINI_BASE_URL"] = base;
-  } else {
-    // OPENAI_API_KEY → OPENAI_BASE_URL, GROQ_API_KEY → GROQ_BASE_URL, CO_API_KEY → CO_BASE_URL.
-    const std::string prefix = key_var.substr(0, key_var.rfind("_API_KEY"));
-    vars[prefix + "_BASE_URL"] = base;
-  }
-  if (provider.dialect == UsageDialect::kOpenAi && provider.name != "openai") {
-    // Agents built on the OpenAI SDK talk to OpenAI-compatible providers through its variables.
-    vars["OPENAI_API_KEY"] = key;
-    vars["OPENAI_BASE_URL"] = base;
-  }
-  return vars;
 }
 
 std::vector<std::string> child_environment(const std::map<std::string, std::string>& vars) {
@@ -112,8 +76,7 @@ int run_child(const std::vector<std::string>& command, const std::vector<std::st
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   pid_t pid = 0;
-  const int spawned =
-      posix_spawnp(&pid, argv[0], nullptr, &attributes, argv.data(), envp.data());
+  const int spawned = posix_spawnp(&pid, argv[0], nullptr, &attributes, argv.data(), envp.data());
   posix_spawnattr_destroy(&attributes);
   int status = -1;
   if (spawned != 0) {
@@ -209,7 +172,7 @@ int run_run(const RunOptions& o) {
   const std::string key = text(created->as_object().if_contains("key"));
   const std::string url = embedded ? embedded->url() : client->url();
 
-  const int status = run_child(o.command, child_environment(child_variables(url, *provider, key)));
+  const int status = run_child(o.command, child_environment(sdk_environment(url, *provider, key)));
 
   auto final_state = client->call("DELETE", "/api/v1/keys/" + id);
   if (final_state) {

@@ -76,7 +76,8 @@ Result<std::unique_ptr<TillInstance>> TillInstance::start(const ServeOptions& op
       [](const Error& error) { return error_response(error); });
   if (!server) return fail(server.error());
   parts->server = std::move(*server);
-  return std::unique_ptr<TillInstance>(new TillInstance(std::move(parts), std::move(new_admin_key)));
+  return std::unique_ptr<TillInstance>(
+      new TillInstance(std::move(parts), std::move(new_admin_key)));
 }
 
 TillInstance::TillInstance(std::unique_ptr<Parts> parts, std::optional<std::string> admin_key)

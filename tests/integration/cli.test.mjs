@@ -85,3 +85,26 @@ test('clear one-line errors and exit codes', () => {
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--provider is required/);
 });
+
+test('till env prints export lines for an existing key, and --create makes one', () => {
+  const created = runTill(['key', 'create', '--provider', 'anthropic', '--upstream-key-env', 'X'],
+    { env: server.cliEnv({ X: 'sk-ant-real-env' }) });
+  const key = created.stdout.trim();
+  const shell = runTill(['env', key], { env: { TILL_URL: server.url } });
+  assert.equal(shell.status, 0, shell.stderr);
+  assert.ok(shell.stdout.includes(`export ANTHROPIC_API_KEY='${key}'\n`), shell.stdout);
+  assert.ok(shell.stdout.includes(`export ANTHROPIC_BASE_URL='${server.url}/proxy/anthropic'\n`));
+  assert.ok(shell.stdout.includes(`export TILL_KEY='${key}'\n`));
+  assert.ok(!shell.stdout.includes('sk-ant-real-env'));
+
+  const dotenv = runTill(['env', '--create', '--provider', 'groq', '--upstream-key-env', 'X',
+    '--max-requests', '5', '--format', 'dotenv'], { env: server.cliEnv({ X: 'sk-groq-real' }) });
+  assert.equal(dotenv.status, 0, dotenv.stderr);
+  assert.match(dotenv.stdout, /^GROQ_API_KEY=till_sk_\S+$/m);
+  assert.match(dotenv.stdout, new RegExp(`^GROQ_BASE_URL=${server.url}/proxy/groq/v1$`, 'm'));
+  assert.match(dotenv.stdout, /^OPENAI_API_KEY=till_sk_\S+$/m);
+
+  const bad = runTill(['env', 'till_sk_nonsense'], { env: { TILL_URL: server.url } });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /^till: invalid API key/);
+});

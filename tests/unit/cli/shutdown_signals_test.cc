@@ -9,7 +9,7 @@ namespace {
 
 TEST(ShutdownSignals, ASignalBeforeWaitIsKeptAndReturned) {
   ShutdownSignals signals;
-  std::thread other([] {});  // started after construction: inherits the blocked mask
+  std::thread other([] {});      // started after construction: inherits the blocked mask
   ASSERT_EQ(raise(SIGTERM), 0);  // pending, not fatal
   other.join();
   EXPECT_EQ(signals.wait(), SIGTERM);
