@@ -44,6 +44,7 @@ struct Error {
   bool retryable = false;
   std::string message;  // never contains a secret
   std::string field;    // the request field at fault, for validation errors; empty otherwise
+  int retry_after_seconds = 0;  // for kRateLimited / kConcurrencyLimited: when to retry
 
   // Shorthands for the common cases.
   static Error client(ErrorCode code, std::string message, std::string field = {}) {

@@ -31,9 +31,7 @@ Usage& operator+=(Usage& a, const Usage& b) {
 }
 
 // The three dimensions as numbers, with their limits, for uniform arithmetic.
-std::array<int64_t, 3> as_array(const Budget& b) {
-  return {b.requests, b.tokens, b.spend.nanos()};
-}
+std::array<int64_t, 3> as_array(const Budget& b) { return {b.requests, b.tokens, b.spend.nanos()}; }
 Budget from_array(const std::array<int64_t, 3>& a) {
   return Budget{a[0], a[1], Money::from_nanos(a[2])};
 }
@@ -67,13 +65,13 @@ bool covers(const Budget& lease, const Budget& need, const Limits& limits) {
 struct BudgetLedger::KeyState {
   std::mutex mutex;
   // Everything below is guarded by `mutex`.
-  std::optional<std::string> lease_id;  // the key's durable reservation, if it holds one
-  Budget lease;                         // what the lease holds in the store
-  Budget in_flight;                     // sum of outstanding holds
-  Usage unwritten;                      // settled usage not yet written to the store
-  int64_t concurrent = 0;               // requests in flight, for max_concurrency
-  std::deque<Timestamp> recent_starts;  // starts within the last minute, for rpm
-  int64_t headroom_requests = 0;        // the lease's current headroom multiple (0: not set)
+  std::optional<std::string> lease_id;   // the key's durable reservation, if it holds one
+  Budget lease;                          // what the lease holds in the store
+  Budget in_flight;                      // sum of outstanding holds
+  Usage unwritten;                       // settled usage not yet written to the store
+  int64_t concurrent = 0;                // requests in flight, for max_concurrency
+  std::deque<Timestamp> recent_starts;   // starts within the last minute, for rpm
+  int64_t headroom_requests = 0;         // the lease's current headroom multiple (0: not set)
   std::optional<Timestamp> last_growth;  // when the lease last had to grow
 };
 
@@ -145,25 +143,26 @@ Result<BudgetLedger::Hold> BudgetLedger::reserve(const KeyRecord& key, const Bud
   const Timestamp now = clock_.now();
 
   if (key.scope.max_concurrency && state->concurrent >= *key.scope.max_concurrency) {
-    return fail(Error::client(
-        ErrorCode::kConcurrencyLimited,
-        "till: key " + key.id + " already has " + std::to_string(state->concurrent) +
-            " requests in flight, its concurrency limit; retry when one finishes",
-        "1"));
+    Error error =
+        Error::client(ErrorCode::kConcurrencyLimited,
+                      "till: key " + key.id + " already has " + std::to_string(state->concurrent) +
+                          " requests in flight, its concurrency limit; retry when one finishes");
+    error.retry_after_seconds = 1;
+    return fail(std::move(error));
   }
   if (key.scope.rpm) {
     auto& starts = state->recent_starts;
     while (!starts.empty() && starts.front() <= now - std::chrono::minutes(1)) starts.pop_front();
     if (static_cast<int64_t>(starts.size()) >= *key.scope.rpm) {
       const auto wait = starts.front() + std::chrono::minutes(1) - now;
-      const int64_t seconds = std::max<int64_t>(
-          1, std::chrono::ceil<std::chrono::seconds>(wait).count());
-      return fail(Error::client(ErrorCode::kRateLimited,
-                                "till: key " + key.id + " has reached its limit of " +
-                                    std::to_string(*key.scope.rpm) +
-                                    " requests per minute; retry in " + std::to_string(seconds) +
-                                    "s",
-                                std::to_string(seconds)));
+      const int64_t seconds =
+          std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(wait).count());
+      Error error = Error::client(
+          ErrorCode::kRateLimited,
+          "till: key " + key.id + " has reached its limit of " + std::to_string(*key.scope.rpm) +
+              " requests per minute; retry in " + std::to_string(seconds) + "s");
+      error.retry_after_seconds = static_cast<int>(seconds);
+      return fail(std::move(error));
     }
   }
 
@@ -178,8 +177,7 @@ Result<BudgetLedger::Hold> BudgetLedger::reserve(const KeyRecord& key, const Bud
 }
 
 // REQUIRES: state.mutex held.
-Result<void> BudgetLedger::grow_lease(KeyState& state, const KeyRecord& key,
-                                      const Budget& amount) {
+Result<void> BudgetLedger::grow_lease(KeyState& state, const KeyRecord& key, const Budget& amount) {
   const Timestamp now = clock_.now();
   // A key that needs a bigger lease again within a second gets twice the headroom, so a busy key
   // touches the store rarely; a quiet one starts small again.
@@ -234,8 +232,7 @@ Result<void> BudgetLedger::grow_lease(KeyState& state, const KeyRecord& key,
   return {};
 }
 
-Error BudgetLedger::refusal(const KeyRecord& key, const Error& store_error,
-                            const Budget& amount) {
+Error BudgetLedger::refusal(const KeyRecord& key, const Error& store_error, const Budget& amount) {
   if (store_error.code != ErrorCode::kLimitExhausted) return store_error;
   // Which limit, and whether it is used up or only too small for this request, from fresh
   // figures. The store names the dimension in its message; checking the figures is simpler.
@@ -255,8 +252,8 @@ Error BudgetLedger::refusal(const KeyRecord& key, const Error& store_error,
   };
   auto describe = [](const Dim& d, int64_t v) {
     if (std::string_view(d.field) == "max_spend") return "$" + Money::from_nanos(v).to_usd_string();
-    return std::to_string(v) + (std::string_view(d.field) == "max_requests" ? " requests"
-                                                                             : " tokens");
+    return std::to_string(v) +
+           (std::string_view(d.field) == "max_requests" ? " requests" : " tokens");
   };
   for (const Dim& d : dims) {
     if (!d.limit) continue;
@@ -279,8 +276,7 @@ Error BudgetLedger::refusal(const KeyRecord& key, const Error& store_error,
                          d.field);
   }
   return Error::client(ErrorCode::kLimitExhausted,
-                       "till: key " + k.id + " has not enough budget left for this request",
-                       "");
+                       "till: key " + k.id + " has not enough budget left for this request", "");
 }
 
 void BudgetLedger::settle(Hold& hold, const Usage& actual) {
@@ -311,8 +307,8 @@ Result<KeyRecord> BudgetLedger::find_key(std::string_view id) {
                          key->reserved.spend - state->lease.spend + state->in_flight.spend};
   if (key->status == KeyStatus::kActive) {
     const auto limits = limit_array(key->limits);
-    const auto used = std::array<int64_t, 3>{key->used.requests, key->used.tokens(),
-                                             key->used.spend.nanos()};
+    const auto used =
+        std::array<int64_t, 3>{key->used.requests, key->used.tokens(), key->used.spend.nanos()};
     for (size_t i = 0; i < 3; ++i) {
       if (limits[i] && used[i] >= *limits[i]) key->status = KeyStatus::kExhausted;
     }

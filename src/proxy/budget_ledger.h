@@ -78,8 +78,8 @@ class BudgetLedger {
 
   // Admits one request of `key` (as read from the store or a cache; limits and scope are taken
   // from it) that may consume up to `amount`: checks max_concurrency and rpm, then reserves the
-  // amount. Errors, with messages written for the agent: kConcurrencyLimited, kRateLimited
-  // (Error::field holds the seconds to wait), kLimitExhausted (Error::field names the limit:
+  // amount. Errors, with messages written for the agent: kConcurrencyLimited and kRateLimited
+  // (with retry_after_seconds), kLimitExhausted (Error::field names the limit:
   // "max_requests", "max_tokens" or "max_spend"), the key's status errors, store errors.
   Result<Hold> reserve(const KeyRecord& key, const Budget& amount);
 

@@ -120,6 +120,18 @@ test('scope: provider, model, address, status', async () => {
   assert.equal(r.json.error.code, 'invalid_api_key');
 });
 
+test('rpm: 429 rate_limited with a Retry-After that says when the window opens', async () => {
+  const key = await proxyKey(env.server, 'openai', { rpm: 1 });
+  assert.equal((await json(await post(env.server, '/proxy/openai/v1/chat/completions', key.key, chatBody()))).status, 200);
+  const r = await json(await post(env.server, '/proxy/openai/v1/chat/completions', key.key, chatBody()));
+  assert.equal(r.status, 429);
+  assert.equal(r.json.error.code, 'rate_limited');
+  assert.equal(r.json.error.param, null);
+  const wait = Number(r.headers.get('retry-after'));
+  assert.ok(wait >= 55 && wait <= 60, `retry-after ${wait}`);
+  assert.match(r.json.error.message, new RegExp(`retry in ${wait}s`));
+});
+
 test('errors use the client\'s dialect: Anthropic shape on the Anthropic route', async () => {
   const key = await proxyKey(env.server, 'anthropic', { max_requests: 1 });
   const body = { model: 'claude-3-5-haiku-20241022', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] };

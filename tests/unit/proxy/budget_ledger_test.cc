@@ -178,7 +178,7 @@ TEST_F(BudgetLedgerTest, RpmIsASlidingWindow) {
   auto refused = ledger.reserve(key, Budget{1, 0, Money()});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kRateLimited);
-  EXPECT_EQ(refused.error().field, "30");  // the first start leaves the window in 30 s
+  EXPECT_EQ(refused.error().retry_after_seconds, 30);  // the first start leaves the window in 30 s
   clock_.advance(30s);
   EXPECT_TRUE(ledger.reserve(key, Budget{1, 0, Money()}));
 }
