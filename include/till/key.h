@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -66,13 +67,27 @@ struct Scope {
   bool operator==(const Scope&) const = default;
 };
 
+// The token a key had before its last rotation, still accepted until valid_until.
+struct PreviousToken {
+  SecretHash secret_hash{};
+  uint32_t seal_version = 0;  // as KeyRecord::seal_version, for that token
+  Timestamp valid_until;
+  bool operator==(const PreviousToken&) const = default;
+};
+
 struct KeyRecord {
-  std::string id;        // "key_" + 16 base62 characters; public, used for lookup
-  std::string name;      // free text, may be empty
-  std::string provider;  // "openai", "anthropic", …
+  std::string id;                    // "key_" + 16 base62 characters; public, used for lookup
+  std::string name;                  // free text, may be empty
+  std::string provider;              // "openai", "anthropic", …
   std::string metadata_json = "{}";  // a JSON object given by the creator, stored verbatim
   KeyStatus status = KeyStatus::kActive;
-  SecretHash secret_hash{};
+  SecretHash secret_hash{};  // of the current token's secret
+  // The master key version the current token's upstream credential is sealed under; 0 when the
+  // token carries none (vault keys). Tells which master key versions are still needed.
+  uint32_t seal_version = 0;
+  std::optional<PreviousToken> previous_token;  // set during a rotation's grace period
+  Timestamp rotated_at;  // when the current token was issued (created_at until a rotation)
+  std::optional<std::chrono::milliseconds> rotate_every;  // the current token's lifetime
   Limits limits;
   Scope scope;
   std::optional<Timestamp> expires_at;
@@ -80,12 +95,24 @@ struct KeyRecord {
   Timestamp updated_at;
   std::optional<std::string> parent_id;   // set for sub-keys
   std::optional<std::string> credential;  // vault credential name; nullopt = sealed in the token
-  Usage used;
-  Budget reserved;  // sum of the key's outstanding reservations
+  Usage used;                             // includes the usage of its sub-keys
+  Budget reserved;  // its outstanding reservations plus what its sub-keys hold (their `carved`)
+  // Sub-keys: what the parent holds in reserve for this key, counted in the parent's `reserved`.
+  // On each limited dimension: limit - used while the key can still spend, what is reserved once
+  // it is revoked, expired or exhausted (the unused part is back with the parent). Zero on
+  // dimensions the key does not limit, and for keys without a parent.
+  Budget carved;
+
+  // When the current token stops being accepted for want of rotation, if it has rotate_every.
+  std::optional<Timestamp> rotation_due_at() const {
+    if (!rotate_every) return std::nullopt;
+    return rotated_at + *rotate_every;
+  }
 
   // The status a client sees at `now`: an active key past its expiry is expired.
   KeyStatus effective_status(Timestamp now) const {
-    if (status == KeyStatus::kActive && expires_at && *expires_at <= now) return KeyStatus::kExpired;
+    if (status == KeyStatus::kActive && expires_at && *expires_at <= now)
+      return KeyStatus::kExpired;
     return status;
   }
 };

@@ -19,21 +19,23 @@
 #include <vector>
 
 #include "till/clock.h"
+#include "till/credential.h"
 #include "till/error.h"
 #include "till/key.h"
 
 namespace till {
 
 struct KeyFilter {
-  std::optional<KeyStatus> status;   // stored status (an active key past expiry still matches active)
+  std::optional<KeyStatus>
+      status;  // stored status (an active key past expiry still matches active)
   std::optional<std::string> provider;
-  std::optional<std::string> name;   // exact match
-  std::string cursor;                // from KeyPage::next_cursor; empty = first page
-  int limit = 100;                   // 1..1000
+  std::optional<std::string> name;  // exact match
+  std::string cursor;               // from KeyPage::next_cursor; empty = first page
+  int limit = 100;                  // 1..1000
 };
 
 struct KeyPage {
-  std::vector<KeyRecord> keys;           // newest first
+  std::vector<KeyRecord> keys;             // newest first
   std::optional<std::string> next_cursor;  // set when more keys follow
 };
 
@@ -50,21 +52,55 @@ class Store {
 
   // --- Keys ---------------------------------------------------------------------------------
 
-  // Inserts a new key. `key.used` and `key.reserved` must be zero (kInvalidRequest otherwise).
-  // kConflict if the id exists; kNotFound (field "parent_id") if key.parent_id names no key.
+  // Inserts a new key. `key.used`, `key.reserved` and `key.carved` must be zero (kInvalidRequest
+  // otherwise). kConflict if the id exists; kNotFound (field "parent_id") if key.parent_id names
+  // no key.
+  //
+  // A sub-key (parent_id set) is carved out of its parent in the same transaction: the parent's
+  // stored status must be active (its status error otherwise); on every dimension the parent
+  // limits, the key must be limited too (kInvalidRequest naming the limit: "max_requests",
+  // "max_tokens", "max_spend") and its limit must fit in what the parent has left, used +
+  // reserved + limit <= parent's limit (kLimitExhausted naming the dimension otherwise). The
+  // parent then holds the key's limits in reserve (KeyRecord::carved). From then on every change
+  // of the key's usage is added to its parent's (and so on up), and its carve shrinks as it
+  // spends; once the key is revoked, expired or exhausted, the unused part returns to the parent.
   virtual Result<void> insert_key(const KeyRecord& key) = 0;
 
   // The key with `id`, with its current counters. kNotFound if there is none.
   virtual Result<KeyRecord> find_key(std::string_view id) = 0;
 
-  // Keys matching `filter`, newest first, one page at a time. kInvalidRequest (field "cursor") for a
-  // cursor this store did not hand out; kInvalidRequest (field "limit") for a limit outside 1..1000.
+  // Keys matching `filter`, newest first, one page at a time. kInvalidRequest (field "cursor") for
+  // a cursor this store did not hand out; kInvalidRequest (field "limit") for a limit
+  // outside 1..1000.
   virtual Result<KeyPage> list_keys(const KeyFilter& filter) = 0;
 
   // Sets the key's status and returns the updated record. Revoked is terminal: setting revoked
   // again is a no-op that succeeds (idempotent revoke); any other change of a revoked key is
   // kConflict. kNotFound if there is no such key.
+  // Descendants follow in the same transaction: revoking revokes them all; suspending suspends
+  // those not revoked; making a key active again resumes its suspended descendants. A key whose
+  // budget is used up becomes exhausted rather than active. Making active a sub-key whose parent
+  // is suspended, revoked or expired is kConflict.
   virtual Result<KeyRecord> set_status(std::string_view id, KeyStatus status, Timestamp now) = 0;
+
+  // Ids of the key's sub-keys, their sub-keys, and so on (any order). kNotFound if no such key.
+  virtual Result<std::vector<std::string>> descendant_ids(std::string_view id) = 0;
+
+  // Marks every key past its expiry (active, exhausted or suspended) expired, so sub-keys return
+  // their unused budget to their parents. Returns how many keys changed.
+  virtual Result<int64_t> expire_keys(Timestamp now) = 0;
+
+  // Replaces the key's token by a new one (secret hash, seal version): the current token becomes
+  // the previous one, accepted until `previous_valid_until` (nothing is kept if that is not after
+  // `now`; an earlier previous token is dropped), and rotated_at = now. Counters, limits and status
+  // are unchanged. kConflict if the key is revoked; kNotFound if there is no such key.
+  virtual Result<KeyRecord> rotate_token(std::string_view id, const SecretHash& secret_hash,
+                                         uint32_t seal_version, Timestamp previous_valid_until,
+                                         Timestamp now) = 0;
+
+  // Ids of keys that are neither revoked nor expired at `now` and whose current token, or previous
+  // token still within its grace, is sealed under master key `version`.
+  virtual Result<std::vector<std::string>> keys_sealed_under(uint32_t version, Timestamp now) = 0;
 
   // --- Budget -------------------------------------------------------------------------------
 
@@ -104,9 +140,26 @@ class Store {
   // used.unmetered_tokens — so a crash can lose budget but never grant it. Returns how many.
   virtual Result<int64_t> settle_orphaned_reservations(Timestamp now) = 0;
 
+  // --- Vault credentials -------------------------------------------------------------------
+
+  virtual Result<void> insert_credential(const CredentialRecord& credential) = 0;  // kConflict
+  virtual Result<CredentialRecord> find_credential(std::string_view name) = 0;     // kNotFound
+  virtual Result<std::vector<CredentialRecord>> list_credentials() = 0;            // by name
+
+  // Replaces the stored fields of an existing credential (all but name and created_at).
+  // kNotFound if there is none.
+  virtual Result<void> update_credential(const CredentialRecord& credential) = 0;
+
+  // Ids of the keys, not revoked, that reference the credential (oldest first).
+  virtual Result<std::vector<std::string>> keys_using_credential(std::string_view name) = 0;
+
+  // Deletes the credential. Unless `force`, kConflict while keys_using_credential is not empty
+  // (the message names them); with `force` those keys fail at their next request. kNotFound.
+  virtual Result<void> delete_credential(std::string_view name, bool force) = 0;
+
   // --- Admin keys ---------------------------------------------------------------------------
 
-  virtual Result<void> insert_admin_key(const AdminKeyRecord& key) = 0;  // kConflict if id exists
+  virtual Result<void> insert_admin_key(const AdminKeyRecord& key) = 0;    // kConflict if id exists
   virtual Result<AdminKeyRecord> find_admin_key(std::string_view id) = 0;  // kNotFound
   virtual Result<int64_t> count_admin_keys() = 0;  // not counting revoked ones
 };

@@ -1,7 +1,6 @@
 #include "api/key_json.h"
 
 #include <algorithm>
-
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 
@@ -59,9 +58,8 @@ json::object key_to_json(const KeyRecord& key, Timestamp now) {
                         {"spend_usd", key.reserved.spend.to_usd_string()}};
   json::value remaining_spend = nullptr;
   if (key.limits.max_spend) {
-    remaining_spend =
-        std::max(Money(), *key.limits.max_spend - key.used.spend - key.reserved.spend)
-            .to_usd_string();
+    remaining_spend = std::max(Money(), *key.limits.max_spend - key.used.spend - key.reserved.spend)
+                          .to_usd_string();
   }
   json::object remaining{
       {"requests",
@@ -76,21 +74,30 @@ json::object key_to_json(const KeyRecord& key, Timestamp now) {
   json::value metadata = json::parse(key.metadata_json, ec);
   if (ec || !metadata.is_object()) metadata = json::object();
 
-  return json::object{{"id", key.id},
-                      {"name", key.name},
-                      {"provider", key.provider},
-                      {"status", to_string(key.effective_status(now))},
-                      {"created_at", format_rfc3339(key.created_at)},
-                      {"updated_at", format_rfc3339(key.updated_at)},
-                      {"expires_at", optional_time(key.expires_at)},
-                      {"parent_id", optional_string(key.parent_id)},
-                      {"credential", optional_string(key.credential)},
-                      {"metadata", std::move(metadata)},
-                      {"limits", std::move(limits)},
-                      {"used", std::move(used)},
-                      {"reserved", std::move(reserved)},
-                      {"remaining", std::move(remaining)},
-                      {"scope", std::move(scope)}};
+  return json::object{
+      {"id", key.id},
+      {"name", key.name},
+      {"provider", key.provider},
+      {"status", to_string(key.effective_status(now))},
+      {"created_at", format_rfc3339(key.created_at)},
+      {"updated_at", format_rfc3339(key.updated_at)},
+      {"expires_at", optional_time(key.expires_at)},
+      {"parent_id", optional_string(key.parent_id)},
+      {"credential", optional_string(key.credential)},
+      {"rotated_at", format_rfc3339(key.rotated_at)},
+      {"rotate_every",
+       key.rotate_every ? json::value(format_duration(*key.rotate_every)) : json::value(nullptr)},
+      {"rotation_due_at", optional_time(key.rotation_due_at())},
+      {"previous_token_valid_until",
+       optional_time(key.previous_token && key.previous_token->valid_until > now
+                         ? std::optional<Timestamp>(key.previous_token->valid_until)
+                         : std::nullopt)},
+      {"metadata", std::move(metadata)},
+      {"limits", std::move(limits)},
+      {"used", std::move(used)},
+      {"reserved", std::move(reserved)},
+      {"remaining", std::move(remaining)},
+      {"scope", std::move(scope)}};
 }
 
 }  // namespace till

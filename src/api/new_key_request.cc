@@ -1,12 +1,13 @@
 #include "api/new_key_request.h"
 
-#include <charconv>
-#include <set>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
+#include <set>
 
+#include "api/credential_request.h"
+#include "api/json_fields.h"
 #include "core/cidr.h"
 #include "core/time_text.h"
 #include "provider/provider_table.h"
@@ -15,64 +16,17 @@ namespace till {
 namespace {
 
 namespace json = boost::json;
+using json_fields::get_count;
+using json_fields::get_string;
+using json_fields::get_string_list;
+using json_fields::has_control_chars;
+using json_fields::invalid;
 
 constexpr size_t kMaxNameBytes = 200;
 constexpr size_t kMaxMetadataBytes = 16 * 1024;
-constexpr size_t kMaxUpstreamKeyBytes = 4096;
-constexpr size_t kMaxListItems = 1000;
 constexpr size_t kMaxModelBytes = 200;
-
-Error invalid(std::string_view field, std::string_view why) {
-  return Error::invalid(std::string(field), std::string(field) + ": " + std::string(why));
-}
-
-bool has_control_chars(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) return true;
-  }
-  return false;
-}
-
-std::string known_providers() {
-  std::string out;
-  for (const ProviderInfo& p : all_providers()) {
-    if (!out.empty()) out += ", ";
-    out += p.name;
-  }
-  return out;
-}
-
-Result<std::string> get_string(const json::value& v, std::string_view field) {
-  if (!v.is_string()) return fail(invalid(field, "must be a string"));
-  return std::string(v.get_string());
-}
-
-// A whole number in [1, max]. JSON numbers with a fraction or given as strings are refused.
-Result<int64_t> get_count(const json::value& v, std::string_view field, int64_t max) {
-  if (v.is_uint64() || (v.is_int64() && v.get_int64() > max)) {  // uint64: above INT64_MAX
-    return fail(invalid(field, "must be at most " + std::to_string(max)));
-  }
-  if (!v.is_int64() || v.get_int64() < 1) {
-    return fail(invalid(field, "must be a whole number of at least 1"));
-  }
-  return v.get_int64();
-}
-
-Result<std::vector<std::string>> get_string_list(const json::value& v, std::string_view field) {
-  if (!v.is_array()) return fail(invalid(field, "must be an array of strings"));
-  const json::array& items = v.get_array();
-  if (items.size() > kMaxListItems) {
-    return fail(invalid(field, "must have at most " + std::to_string(kMaxListItems) + " items"));
-  }
-  std::vector<std::string> out;
-  for (const json::value& item : items) {
-    if (!item.is_string() || item.get_string().empty()) {
-      return fail(invalid(field, "must be an array of non-empty strings"));
-    }
-    out.emplace_back(item.get_string());
-  }
-  return out;
-}
+constexpr std::chrono::minutes kMinRotateEvery{1};
+constexpr std::chrono::days kMaxGrace{30};
 
 // USD as a decimal string ("5.00") or a JSON number (5, 5.5). Numbers go through their shortest
 // round-trip decimal text, so 0.1 is exactly ten cents.
@@ -95,14 +49,11 @@ Result<Money> get_usd(const json::value& v, std::string_view field) {
 
 }  // namespace
 
-Result<NewKeySpec> parse_new_key_request(std::string_view body, Timestamp now) {
-  boost::system::error_code ec;
-  json::value doc = json::parse(body, ec);
-  if (ec) {
-    return fail(Error::invalid("", "request body is not valid JSON: " + ec.message()));
-  }
-  if (!doc.is_object()) return fail(Error::invalid("", "request body must be a JSON object"));
-  const json::object& obj = doc.get_object();
+Result<NewKeySpec> parse_new_key_request(std::string_view body, Timestamp now,
+                                         KeyRequestKind kind) {
+  auto parsed = json_fields::parse_object(body, kind == KeyRequestKind::kSubKey);
+  if (!parsed) return fail(parsed.error());
+  const json::object& obj = *parsed;
 
   NewKeySpec spec;
   std::optional<Money> spend_usd, spend_cents;
@@ -110,23 +61,25 @@ Result<NewKeySpec> parse_new_key_request(std::string_view body, Timestamp now) {
   for (const auto& [name, value] : obj) {
     const std::string_view field = name;
     if (field == "provider") {
-      auto s = get_string(value, field);
+      auto s = json_fields::get_provider(value, field);
       if (!s) return fail(s.error());
-      if (!find_provider(*s)) {
-        return fail(invalid(field, "unknown provider \"" + *s + "\"; known providers: " +
-                                       known_providers()));
-      }
       spec.provider = std::move(*s);
+    } else if ((field == "upstream_key" || field == "credential") &&
+               kind == KeyRequestKind::kSubKey) {
+      return fail(invalid(field, "a sub-key uses its parent's upstream credential"));
     } else if (field == "upstream_key") {
+      auto s = json_fields::get_secret(value, field);
+      if (!s) return fail(s.error());
+      spec.upstream_key = std::move(*s);
+    } else if (field == "credential") {
       auto s = get_string(value, field);
       if (!s) return fail(s.error());
-      bool printable = !s->empty() && s->size() <= kMaxUpstreamKeyBytes;
-      for (unsigned char c : *s) printable = printable && c > 0x20 && c < 0x7f;
-      if (!printable) {
-        return fail(invalid(field, "must be the provider's API key: 1 to 4096 printable ASCII "
-                                   "characters without spaces"));
-      }
-      spec.upstream_key = std::move(*s);
+      if (!is_credential_name(*s)) return fail(invalid(field, kCredentialNameRule));
+      spec.credential = std::move(*s);
+    } else if (field == "rotate_every") {
+      auto d = json_fields::get_duration(value, field, kMinRotateEvery);
+      if (!d) return fail(d.error());
+      spec.rotate_every = *d;
     } else if (field == "name") {
       auto s = get_string(value, field);
       if (!s) return fail(s.error());
@@ -198,13 +151,21 @@ Result<NewKeySpec> parse_new_key_request(std::string_view body, Timestamp now) {
         spec.scope.allowed_cidrs.push_back(cidr->to_string());
       }
     } else {
-      return fail(invalid(field, "unknown field; see the API reference for the fields a key takes"));
+      return fail(
+          invalid(field, "unknown field; see the API reference for the fields a key takes"));
     }
   }
 
-  if (spec.provider.empty()) return fail(invalid("provider", "is required"));
-  if (spec.upstream_key.empty()) {
-    return fail(invalid("upstream_key", "is required: the provider API key to seal into the key"));
+  if (kind == KeyRequestKind::kKey) {
+    if (spec.provider.empty()) return fail(invalid("provider", "is required"));
+    if (!spec.upstream_key.empty() && spec.credential) {
+      return fail(invalid("credential", "give upstream_key or credential, not both"));
+    }
+    if (spec.upstream_key.empty() && !spec.credential) {
+      return fail(invalid("upstream_key",
+                          "is required: the provider API key to seal into the "
+                          "key (or name a vault credential with credential)"));
+    }
   }
   if (spend_usd && spend_cents) {
     return fail(invalid("max_spend_cents", "give max_spend_usd or max_spend_cents, not both"));
@@ -212,6 +173,30 @@ Result<NewKeySpec> parse_new_key_request(std::string_view body, Timestamp now) {
   spec.limits.max_spend = spend_usd ? spend_usd : spend_cents;
   if (has_expires_in && obj.contains("expires_at")) {
     return fail(invalid("expires_at", "give expires_in or expires_at, not both"));
+  }
+  return spec;
+}
+
+Result<RotationSpec> parse_rotation_request(std::string_view body, bool accepts_upstream_key) {
+  auto parsed = json_fields::parse_object(body, /*empty_is_object=*/true);
+  if (!parsed) return fail(parsed.error());
+  RotationSpec spec;
+  for (const auto& [name, value] : *parsed) {
+    const std::string_view field = name;
+    if (field == "grace") {
+      auto d = json_fields::get_duration(value, field, std::chrono::milliseconds::zero());
+      if (!d) return fail(d.error());
+      if (*d > kMaxGrace) return fail(invalid(field, "must be at most 30d"));
+      spec.grace = *d;
+    } else if (field == "upstream_key" && accepts_upstream_key) {
+      auto s = json_fields::get_secret(value, field);
+      if (!s) return fail(s.error());
+      spec.upstream_key = std::move(*s);
+    } else {
+      return fail(invalid(field, accepts_upstream_key
+                                     ? "unknown field; a rotation takes grace and upstream_key"
+                                     : "unknown field; a rotation takes grace"));
+    }
   }
   return spec;
 }

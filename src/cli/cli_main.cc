@@ -4,7 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "cli/commands.h"
 #include "core/time_text.h"
@@ -39,19 +42,51 @@ struct Options {
   KeyListOptions key_list;
   KeyIdOptions key_show;
   KeyIdOptions key_revoke;
+  KeyRotateOptions key_rotate;
+  KeyIdOptions key_suspend;
+  KeyIdOptions key_resume;
+  CredentialAddOptions credential_add;
+  CredentialListOptions credential_list;
+  CredentialNameOptions credential_show;
+  CredentialRotateOptions credential_rotate;
+  CredentialRemoveOptions credential_remove;
+  MasterKeyOptions master_key_list;
+  MasterKeyOptions master_key_rotate;
+  MasterKeyOptions master_key_retire;
   RunOptions run;
   EnvOptions env;
 };
 
+// <stem>-env VAR | <stem>-stdin, one excluding the other: where a secret comes from (never argv).
+// Returns the two options.
+std::pair<CLI::Option*, CLI::Option*> add_secret_options(CLI::App& c, const std::string& stem,
+                                                         std::optional<std::string>& env,
+                                                         bool& from_stdin, const std::string& what,
+                                                         const std::string& default_env) {
+  auto* e = c.add_option(stem + "-env", env,
+                         "Environment variable holding " + what + " (default: " + default_env + ")")
+                ->type_name("VAR");
+  auto* s =
+      c.add_flag(stem + "-stdin", from_stdin, "Read " + what + " from the first line of stdin");
+  e->excludes(s);
+  return {e, s};
+}
+
 // The options that describe a new key (provider, upstream credential, limits, scope).
 void add_key_spec_options(CLI::App& c, KeyCreateOptions& create) {
   c.add_option("--provider", create.provider, "Provider: openai, anthropic, google, …")->required();
-  auto* env = c.add_option("--upstream-key-env", create.upstream_key_env,
-                           "Environment variable holding the real provider key "
-                           "(default: the provider's usual one, e.g. OPENAI_API_KEY)");
-  auto* stdin_flag = c.add_flag("--upstream-key-stdin", create.upstream_key_stdin,
-                                "Read the real provider key from the first line of stdin");
-  env->excludes(stdin_flag);
+  auto [env, stdin_flag] =
+      add_secret_options(c, "--upstream-key", create.upstream_key_env, create.upstream_key_stdin,
+                         "the real provider key", "the provider's usual one, e.g. OPENAI_API_KEY");
+  auto* credential = c.add_option("--credential", create.credential,
+                                  "Use this vault credential (see `till credential add`) instead "
+                                  "of an upstream key; no upstream key is read")
+                         ->type_name("NAME");
+  credential->excludes(env)->excludes(stdin_flag);
+  c.add_option(
+       "--rotate-every", create.rotate_every,
+       "Each token is refused after this long unless rotated with `till key rotate`, e.g. 7d")
+      ->type_name("DURATION");
   c.add_option("--name", create.name, "A name to recognise the key by");
   c.add_option("--max-requests", create.max_requests, "Request limit")->check(CLI::PositiveNumber);
   c.add_option("--max-tokens", create.max_tokens, "Token limit (input + output)")
@@ -73,6 +108,8 @@ void add_run_command(CLI::App& app, RunOptions& run, std::function<int()>& actio
   CLI::App* r = app.add_subcommand(
       "run", "Run a command with a scoped key for its lifetime: till run [options] -- CMD ARGS…");
   add_key_spec_options(*r, run.key);
+  // Inside another run the key is a sub-key of TILL_KEY and takes its provider.
+  r->get_option("--provider")->required(false);
   run.serve.data_dir.clear();  // a temporary one unless given
   r->add_option("--data-dir", run.serve.data_dir,
                 "Data dir of the embedded server (default: a temporary one)");
@@ -85,9 +122,11 @@ void add_run_command(CLI::App& app, RunOptions& run, std::function<int()>& actio
   // is the command, options of its own included.
   r->prefix_command();
   r->footer(
-      "With TILL_URL set (and TILL_ADMIN_KEY), the key is created on that server; otherwise an "
-      "embedded server runs on an ephemeral loopback port for the life of the command. The key "
-      "is revoked when the command exits; the exit status is the command's.");
+      "Inside another run (TILL_KEY set, no TILL_ADMIN_KEY) the key is a sub-key carved out of "
+      "TILL_KEY. Otherwise, with TILL_URL set (and TILL_ADMIN_KEY), the key is created on that "
+      "server; without, an embedded server runs on an ephemeral loopback port for the life of "
+      "the command. --provider is required except inside another run. The key is revoked when "
+      "the command exits; the exit status is the command's.");
   r->callback([r, o = &run, a = &action] {
     if (o->command.empty()) o->command = r->remaining();  // no "--": run_cli split nothing off
     if (o->command.empty()) throw CLI::ValidationError("run", "give the command to run after --");
@@ -116,7 +155,8 @@ void add_env_command(CLI::App& app, EnvOptions& env, std::function<int()>& actio
 }
 
 void add_key_commands(CLI::App& app, Options& options, std::function<int()>& action) {
-  CLI::App* key = app.add_subcommand("key", "Create, list, show and revoke scoped keys");
+  CLI::App* key = app.add_subcommand(
+      "key", "Create, list, show, revoke, rotate, suspend and resume scoped keys");
   key->require_subcommand(1);
   key->footer(
       "Talks to the server at TILL_URL (default http://127.0.0.1:4100) with TILL_ADMIN_KEY.");
@@ -145,6 +185,123 @@ void add_key_commands(CLI::App& app, Options& options, std::function<int()>& act
   r->add_option("id", revoke.id, "Key id (key_…)")->required();
   r->add_flag("--json", revoke.json, "Print JSON");
   r->callback([o = &revoke, a = &action] { *a = [o] { return run_key_revoke(*o); }; });
+
+  KeyRotateOptions& rotate = options.key_rotate;
+  CLI::App* rot =
+      key->add_subcommand("rotate", "Give a key a new token; prints only the new token on stdout");
+  rot->add_option("id", rotate.id, "Key id (key_…)")->required();
+  rot->add_option("--grace", rotate.grace,
+                  "How long the old token keeps working, e.g. 10m (default: none, it is refused "
+                  "from the next request)")
+      ->type_name("DURATION");
+  add_secret_options(*rot, "--upstream-key", rotate.upstream_key_env, rotate.upstream_key_stdin,
+                     "the real provider key", "the provider's usual one, e.g. OPENAI_API_KEY");
+  rot->add_flag("--json", rotate.json, "Print the full record as JSON");
+  rot->footer(
+      "A key created with --credential keeps using its vault credential and needs no upstream "
+      "key; a key holding its own upstream key is given it again, from the environment or stdin "
+      "(never the command line).");
+  rot->callback([o = &rotate, a = &action] { *a = [o] { return run_key_rotate(*o); }; });
+
+  KeyIdOptions& suspend = options.key_suspend;
+  CLI::App* su = key->add_subcommand(
+      "suspend", "Suspend a key: its requests are refused until `till key resume`");
+  su->add_option("id", suspend.id, "Key id (key_…)")->required();
+  su->add_flag("--json", suspend.json, "Print JSON");
+  su->callback([o = &suspend, a = &action] { *a = [o] { return run_key_suspend(*o); }; });
+
+  KeyIdOptions& resume = options.key_resume;
+  CLI::App* re = key->add_subcommand("resume", "Resume a suspended key");
+  re->add_option("id", resume.id, "Key id (key_…)")->required();
+  re->add_flag("--json", resume.json, "Print JSON");
+  re->callback([o = &resume, a = &action] { *a = [o] { return run_key_resume(*o); }; });
+}
+
+void add_credential_commands(CLI::App& app, Options& options, std::function<int()>& action) {
+  CLI::App* credential = app.add_subcommand(
+      "credential", "Keep provider keys in till's vault, shared by keys made with --credential");
+  credential->require_subcommand(1);
+  credential->footer(
+      "Secrets are read from an environment variable or stdin, never the command line, and are "
+      "never printed. Talks to the server at TILL_URL (default http://127.0.0.1:4100) with "
+      "TILL_ADMIN_KEY.");
+
+  CredentialAddOptions& add = options.credential_add;
+  CLI::App* ad = credential->add_subcommand("add", "Store a provider key in the vault");
+  ad->add_option("name", add.name, "Credential name: 1-64 of A-Z a-z 0-9 . _ -")->required();
+  ad->add_option("--provider", add.provider, "Provider: openai, anthropic, google, …")->required();
+  add_secret_options(*ad, "--secret", add.secret_env, add.secret_stdin, "the provider key",
+                     "the provider's usual one, e.g. OPENAI_API_KEY");
+  ad->add_option("--rotate-every", add.rotate_every,
+                 "Rotate the secret this often, e.g. 30d (`credential list` shows when it is due)")
+      ->type_name("DURATION");
+  ad->add_flag("--json", add.json, "Print JSON");
+  ad->callback([o = &add, a = &action] { *a = [o] { return run_credential_add(*o); }; });
+
+  CredentialListOptions& list = options.credential_list;
+  CLI::App* l = credential->add_subcommand(
+      "list", "List credentials: provider, age of the secret, keys using it, rotation due");
+  l->add_flag("--json", list.json, "Print JSON");
+  l->callback([o = &list, a = &action] { *a = [o] { return run_credential_list(*o); }; });
+
+  CredentialNameOptions& show = options.credential_show;
+  CLI::App* s = credential->add_subcommand("show", "Show one credential (never its secret)");
+  s->add_option("name", show.name, "Credential name")->required();
+  s->add_flag("--json", show.json, "Print JSON");
+  s->callback([o = &show, a = &action] { *a = [o] { return run_credential_show(*o); }; });
+
+  CredentialRotateOptions& rotate = options.credential_rotate;
+  CLI::App* r = credential->add_subcommand(
+      "rotate", "Replace a credential's secret; the keys using it send the new one");
+  r->add_option("name", rotate.name, "Credential name")->required();
+  add_secret_options(*r, "--secret", rotate.secret_env, rotate.secret_stdin, "the new provider key",
+                     "the credential's provider's usual one");
+  r->add_flag("--json", rotate.json, "Print JSON");
+  r->callback([o = &rotate, a = &action] { *a = [o] { return run_credential_rotate(*o); }; });
+
+  CredentialRemoveOptions& remove = options.credential_remove;
+  CLI::App* rm = credential->add_subcommand(
+      "remove", "Delete a credential; refused while keys that are not revoked use it");
+  rm->add_option("name", remove.name, "Credential name")->required();
+  rm->add_flag("--force", remove.force, "Remove it even while keys use it");
+  rm->add_flag("--json", remove.json, "Print JSON");
+  rm->callback([o = &remove, a = &action] { *a = [o] { return run_credential_remove(*o); }; });
+}
+
+void add_master_key_commands(CLI::App& app, Options& options, std::function<int()>& action) {
+  CLI::App* master = app.add_subcommand(
+      "master-key", "List, rotate and retire master key versions (with the server stopped)");
+  master->require_subcommand(1);
+  master->footer(
+      "Works on the data dir's master.key and database directly, so the server using them must "
+      "be stopped. Not available when the master key comes from TILL_MASTER_KEY.");
+  const auto data_dir_option = [](CLI::App& c, MasterKeyOptions& o) {
+    o.data_dir = default_data_dir();
+    c.add_option("--data-dir", o.data_dir, "Data directory (or TILL_DATA_DIR)")
+        ->capture_default_str();
+  };
+
+  MasterKeyOptions& list = options.master_key_list;
+  CLI::App* l = master->add_subcommand(
+      "list", "Show each version and how many live keys and vault credentials still need it");
+  data_dir_option(*l, list);
+  l->callback([o = &list, a = &action] { *a = [o] { return run_master_key_list(*o); }; });
+
+  MasterKeyOptions& rotate = options.master_key_rotate;
+  CLI::App* r = master->add_subcommand(
+      "rotate",
+      "Add a new version that new seals use and re-wrap the vault under it; prints the version");
+  data_dir_option(*r, rotate);
+  r->callback([o = &rotate, a = &action] { *a = [o] { return run_master_key_rotate(*o); }; });
+
+  MasterKeyOptions& retire = options.master_key_retire;
+  CLI::App* t = master->add_subcommand(
+      "retire", "Remove an old version; refused while any live key or credential still needs it");
+  t->add_option("version", retire.version, "The version to remove (as `list` shows, without v)")
+      ->required()
+      ->check(CLI::Range(1u, 4294967295u));
+  data_dir_option(*t, retire);
+  t->callback([o = &retire, a = &action] { *a = [o] { return run_master_key_retire(*o); }; });
 }
 
 }  // namespace
@@ -183,6 +340,10 @@ int run_cli(int argc, char** argv) {
                       "Time an upstream has to start answering a request (e.g. 600s)");
   add_duration_option(*s, "--upstream-connect-timeout", serve.upstream_connect_timeout,
                       "Time to connect to an upstream, TLS handshake included (e.g. 10s)");
+  s->add_option("--max-key-depth", serve.max_key_depth,
+                "How many levels of sub-keys a key may have below it")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   s->callback([o = &serve, a = &action] { *a = [o] { return run_serve(*o); }; });
 
   InitOptions& init = options.init;
@@ -194,6 +355,8 @@ int run_cli(int argc, char** argv) {
   i->callback([o = &init, a = &action] { *a = [o] { return run_init(*o); }; });
 
   add_key_commands(app, options, action);
+  add_credential_commands(app, options, action);
+  add_master_key_commands(app, options, action);
   add_run_command(app, options.run, action);
   add_env_command(app, options.env, action);
 

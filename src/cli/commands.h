@@ -34,6 +34,7 @@ struct ServeOptions {
   std::chrono::milliseconds upstream_connect_timeout{10'000};  // TCP connect + TLS handshake
   std::vector<std::string> upstream_overrides;                 // "NAME=URL", from --upstream
   std::string pricing_file;  // --pricing: prices over the built-in table
+  int max_key_depth = 4;     // --max-key-depth: levels of sub-keys below a key
 };
 int run_serve(const ServeOptions& options);
 
@@ -46,6 +47,8 @@ struct KeyCreateOptions {
   std::string provider;
   std::optional<std::string> upstream_key_env;
   bool upstream_key_stdin = false;
+  std::optional<std::string> credential;    // a vault credential instead of an upstream key
+  std::optional<std::string> rotate_every;  // each token is refused this long after it is issued
   std::optional<std::string> name;
   std::optional<int64_t> max_requests;
   std::optional<int64_t> max_tokens;
@@ -74,6 +77,20 @@ struct KeyIdOptions {
   bool json = false;
 };
 int run_key_show(const KeyIdOptions& options);
+int run_key_suspend(const KeyIdOptions& options);
+int run_key_resume(const KeyIdOptions& options);
+
+struct KeyRotateOptions {
+  std::string id;
+  std::optional<std::string> grace;  // how long the old token keeps working; server default 0s
+  // A key holding its own (sealed) upstream key needs it again: from this variable (default the
+  // provider's usual one) or stdin. A key using a vault credential needs none.
+  std::optional<std::string> upstream_key_env;
+  bool upstream_key_stdin = false;
+  bool json = false;
+};
+// Prints the new token alone on stdout (or the record with --json).
+int run_key_rotate(const KeyRotateOptions& options);
 
 struct EnvOptions {
   std::string key;      // an existing scoped key, or empty with `create`
@@ -92,5 +109,52 @@ struct RunOptions {
 // Exits with the command's status (128 + signal if it was killed; 127 if it could not start).
 int run_run(const RunOptions& options);
 int run_key_revoke(const KeyIdOptions& options);
+
+// `till credential …`: provider keys kept (encrypted) in the server's vault and shared by keys
+// created with --credential. Secrets come from an environment variable or stdin, never argv.
+struct CredentialAddOptions {
+  std::string name;
+  std::string provider;
+  std::optional<std::string> secret_env;  // default: the provider's usual variable
+  bool secret_stdin = false;
+  std::optional<std::string> rotate_every;
+  bool json = false;
+};
+int run_credential_add(const CredentialAddOptions& options);
+
+struct CredentialListOptions {
+  bool json = false;
+};
+int run_credential_list(const CredentialListOptions& options);
+
+struct CredentialNameOptions {
+  std::string name;
+  bool json = false;
+};
+int run_credential_show(const CredentialNameOptions& options);
+
+struct CredentialRotateOptions {
+  std::string name;
+  std::optional<std::string> secret_env;  // default: the credential's provider's usual variable
+  bool secret_stdin = false;
+  bool json = false;
+};
+int run_credential_rotate(const CredentialRotateOptions& options);
+
+struct CredentialRemoveOptions {
+  std::string name;
+  bool force = false;  // remove it even while keys use it
+  bool json = false;
+};
+int run_credential_remove(const CredentialRemoveOptions& options);
+
+// `till master-key list|rotate|retire VERSION`: on the data dir of a stopped server.
+struct MasterKeyOptions {
+  std::string data_dir = "./.till";
+  uint32_t version = 0;  // retire only
+};
+int run_master_key_list(const MasterKeyOptions& options);
+int run_master_key_rotate(const MasterKeyOptions& options);  // prints the new version on stdout
+int run_master_key_retire(const MasterKeyOptions& options);
 
 }  // namespace till

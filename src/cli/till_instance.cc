@@ -55,8 +55,9 @@ Result<std::unique_ptr<TillInstance>> TillInstance::start(const ServeOptions& op
       parts->custom_pricing ? *parts->custom_pricing : PricingTable::builtin();
   parts->ledger = std::make_unique<BudgetLedger>(store, system_clock());
   parts->keys = std::make_unique<KeyCache>(store, parts->dir.keyring, system_clock());
-  parts->control_plane = std::make_unique<ControlPlane>(store, parts->dir.keyring, *parts->ledger,
-                                                        *parts->keys, system_clock());
+  parts->control_plane = std::make_unique<ControlPlane>(
+      store, parts->dir.keyring, *parts->ledger, *parts->keys, system_clock(),
+      ControlPlane::Options{.max_key_depth = options.max_key_depth});
   parts->proxy = std::make_unique<ProxyHandler>(*parts->keys, *parts->ledger, pricing,
                                                 parts->upstreams, system_clock());
   parts->router = std::make_unique<Router>(*parts->control_plane, *parts->proxy);

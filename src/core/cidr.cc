@@ -87,6 +87,11 @@ bool Cidr::contains(std::string_view address) const {
   return a && a->v6 == v6_ && prefix_equal(a->bytes, bytes_, prefix_);
 }
 
+bool Cidr::contains(const Cidr& range) const {
+  return range.v6_ == v6_ && range.prefix_ >= prefix_ &&
+         prefix_equal(range.bytes_, bytes_, prefix_);
+}
+
 std::string Cidr::to_string() const {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(v6_ ? AF_INET6 : AF_INET, bytes_.data(), buf, sizeof buf);

@@ -19,6 +19,9 @@ class Cidr {
   // True if `address` (textual IPv4 or IPv6; IPv4-mapped IPv6 counts as IPv4) is in the range.
   bool contains(std::string_view address) const;
 
+  // True if every address of `range` is in this range.
+  bool contains(const Cidr& range) const;
+
   std::string to_string() const;
 
  private:

@@ -13,10 +13,16 @@
 //
 // It must be a regular file with no group or other permission bits (0600 or stricter).
 //
+// Rotation: add_version appends a new highest version, which new seals then use; once nothing is
+// sealed under an old version any more (vault seals re-wrapped, tokens reissued), remove_version
+// retires it. Both replace the file atomically and keep its comment lines.
+//
 // No error message ever contains key material.
 //
 // Thread-safety: a MasterKeyring is immutable once built; its const members may be called from
-// any number of threads. It owns its key bytes and wipes them when destroyed.
+// any number of threads. It owns its key bytes and wipes them when destroyed. add_version and
+// remove_version are serialized across threads and processes by an exclusive flock on data_dir;
+// load_or_create may run concurrently with them and sees the old file or the new one.
 #pragma once
 
 #include <array>
@@ -53,6 +59,21 @@ class MasterKeyring {
   static Result<MasterKeyring> load_or_create(const std::filesystem::path& data_dir,
                                               const char* env_base64);
 
+  // Adds a new random key, version = highest + 1, to <data_dir>/master.key and returns the new
+  // keyring. The file is replaced atomically (write a temp file with mode 0600 in the same
+  // directory, fsync, rename), keeping its comment lines and existing versions; a crash leaves the
+  // old or the new file, never a partial one. Errors (kInternal, one line naming the file and what
+  // to do): the file does not exist, fails the same checks load_or_create applies, any I/O error.
+  // TILL_MASTER_KEY plays no part: this always edits the file.
+  static Result<MasterKeyring> add_version(const std::filesystem::path& data_dir);
+
+  // Removes `version` from <data_dir>/master.key the same atomic way and returns the new keyring.
+  // kNotFound if the file has no such version; kConflict if it is the highest version (the one new
+  // seals use: "master key v3 is the current one; rotate to a new version before retiring it").
+  // Otherwise errors as add_version. Whatever is still sealed under `version` stops opening.
+  static Result<MasterKeyring> remove_version(const std::filesystem::path& data_dir,
+                                              uint32_t version);
+
   // A keyring of the given keys, in any order. Errors (kInternal): no keys, a version 0, a version
   // that appears twice.
   static Result<MasterKeyring> from_keys(std::vector<MasterKey> keys);
@@ -66,6 +87,9 @@ class MasterKeyring {
   // The key new seals use: the one with the highest version.
   // REQUIRES: *this has not been moved from.
   const MasterKey& current() const { return keys_.back(); }
+
+  // Versions in this ring, ascending.
+  std::vector<uint32_t> versions() const;
 
   // The key of `version`, or nullptr if this keyring has none. The pointer is valid as long as
   // *this is alive and unmodified.

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "core/time_text.h"
+
 namespace till {
 namespace {
 
@@ -26,7 +28,8 @@ Result<AdminKeyRecord> Authenticator::authenticate_admin(std::string_view text) 
   return std::move(*record);
 }
 
-Result<AuthenticatedKey> Authenticator::authenticate_scoped(std::string_view text) const {
+Result<AuthenticatedKey> Authenticator::authenticate_scoped(std::string_view text,
+                                                            Timestamp now) const {
   auto token = parse_token(text);
   if (!token || token->kind != TokenKind::kScoped) return fail(invalid_key());
   auto record = store_.find_key(token->key_id);
@@ -34,8 +37,22 @@ Result<AuthenticatedKey> Authenticator::authenticate_scoped(std::string_view tex
     if (record.error().code == ErrorCode::kNotFound) return fail(invalid_key());
     return fail(record.error());
   }
-  if (!secret_matches(*token, record->secret_hash)) return fail(invalid_key());
-  return AuthenticatedKey{std::move(*record), std::move(*token)};
+  if (secret_matches(*token, record->secret_hash)) {
+    const std::optional<Timestamp> due = record->rotation_due_at();
+    if (due && *due <= now) {
+      return fail(Error::client(ErrorCode::kInvalidApiKey,
+                                "till: key " + record->id + " was due for rotation at " +
+                                    format_rfc3339(*due) +
+                                    " and its token is no longer accepted; ask for a rotated key"));
+    }
+    return AuthenticatedKey{std::move(*record), std::move(*token), due};
+  }
+  const std::optional<PreviousToken>& previous = record->previous_token;
+  if (previous && now < previous->valid_until && secret_matches(*token, previous->secret_hash)) {
+    const Timestamp valid_until = previous->valid_until;
+    return AuthenticatedKey{std::move(*record), std::move(*token), valid_until};
+  }
+  return fail(invalid_key());
 }
 
 std::optional<std::string_view> bearer_token(std::string_view authorization) {
@@ -62,11 +79,12 @@ Result<void> check_key_usable(const KeyRecord& key, Timestamp now) {
       return fail(Error::client(ErrorCode::kKeyExpired,
                                 "till: key " + key.id + " has expired; ask for a new key"));
     case KeyStatus::kSuspended:
-      return fail(Error::client(ErrorCode::kKeySuspended,
-                                "till: key " + key.id +
-                                    " is suspended; an administrator must resume it"));
+      return fail(
+          Error::client(ErrorCode::kKeySuspended,
+                        "till: key " + key.id + " is suspended; an administrator must resume it"));
     case KeyStatus::kActive:
-    case KeyStatus::kExhausted: break;
+    case KeyStatus::kExhausted:
+      break;
   }
   return {};
 }

@@ -24,6 +24,9 @@ namespace till {
 struct AuthenticatedKey {
   KeyRecord record;
   ParsedToken token;
+  // When this token stops being accepted: the end of a rotation's grace for the previous token,
+  // the rotation due time (KeyRecord::rotate_every) for the current one; nullopt = no end.
+  std::optional<Timestamp> token_valid_until;
 };
 
 class Authenticator {
@@ -31,7 +34,11 @@ class Authenticator {
   explicit Authenticator(Store& store) : store_(store) {}
 
   Result<AdminKeyRecord> authenticate_admin(std::string_view token) const;
-  Result<AuthenticatedKey> authenticate_scoped(std::string_view token) const;
+
+  // The key `token` belongs to, if it is the key's current token — or its previous token while
+  // the rotation's grace lasts (at `now`). A current token past its rotation due time is
+  // refused with kInvalidApiKey and a message saying so (only the key's holder can get there).
+  Result<AuthenticatedKey> authenticate_scoped(std::string_view token, Timestamp now) const;
 
  private:
   Store& store_;

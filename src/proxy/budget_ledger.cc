@@ -122,6 +122,7 @@ void BudgetLedger::flusher_loop() {
     if (stopping_) break;
     lock.unlock();
     (void)flush();  // errors are retried at the next interval
+    (void)store_.expire_keys(clock_.now());
     lock.lock();
   }
 }
@@ -353,6 +354,18 @@ Result<void> BudgetLedger::flush() {
     if (Result<void> flushed = flush_key(*state); !flushed && first) first = flushed;
   }
   return first;
+}
+
+Result<void> BudgetLedger::flush(std::string_view key_id) {
+  std::shared_ptr<KeyState> state;
+  {
+    std::shared_lock lock(states_mutex_);
+    auto it = states_.find(std::string(key_id));
+    if (it == states_.end()) return {};
+    state = it->second;
+  }
+  std::lock_guard lock(state->mutex);
+  return flush_key(*state);
 }
 
 int64_t BudgetLedger::holds_in_flight() const {

@@ -9,7 +9,8 @@
 //     used + reserved <= limit
 // holds in the store at every moment and across a crash: a crash charges the whole lease at the
 // next start (losing at most the headroom), never grants budget. A background thread writes
-// settled usage and shrinks idle leases every flush_interval; destruction flushes everything.
+// settled usage and shrinks idle leases every flush_interval, and marks keys past their expiry
+// expired (Store::expire_keys, so sub-keys return their budget); destruction flushes everything.
 //
 // Settling is memory-only; the figures a client reads come from find_key(), which overlays this
 // process's unwritten state on the store's record, so they are exact.
@@ -94,6 +95,10 @@ class BudgetLedger {
   // (releasing them entirely when nothing is). The first error is returned; others are retried
   // at the next flush.
   Result<void> flush();
+
+  // The same for one key: afterwards its lease holds only what is in flight, so the store's
+  // figures show all the budget the key has left (before carving a sub-key out of it).
+  Result<void> flush(std::string_view key_id);
 
   // Holds currently outstanding, over all keys (for shutdown and tests).
   int64_t holds_in_flight() const;

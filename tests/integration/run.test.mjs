@@ -84,3 +84,38 @@ test('the child sees the SDK variables and the real key never', async () => {
   assert.match(seen.u, /^http:\/\/127\.0\.0\.1:\d+\/proxy\/openai\/v1$/);
   assert.ok(!r.stdout.includes('sk-real-run-env') && !r.stderr.includes('sk-real-run-env'));
 });
+
+test('the child never sees the admin key, the master key or the variable the real key came from', async () => {
+  const server = await TillServer.start({ args: ['--upstream', `openai=${mock.url}`] });
+  const script = "const e = process.env; console.log(JSON.stringify([e.TILL_ADMIN_KEY, e.TILL_MASTER_KEY, e.MY_REAL_KEY]))";
+  const r = await runTill(['run', '--provider', 'openai', '--upstream-key-env', 'MY_REAL_KEY', '--', process.execPath, '-e', script],
+    { env: { ...server.cliEnv(), TILL_MASTER_KEY: Buffer.alloc(32, 2).toString('base64'), MY_REAL_KEY: 'sk-real-run-hidden' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout.trim()), [null, null, null]);
+  await server.stop();
+  server.cleanup();
+});
+
+test('a run inside a run gets a sub-key carved out of the outer key', async () => {
+  const server = await TillServer.start({ args: ['--upstream', `openai=${mock.url}`] });
+  // The outer agent hands a sub-agent at most 3 requests of its 10, then reports its own key.
+  const outer = [
+    "const { spawnSync } = require('node:child_process');",
+    `const inner = spawnSync(${JSON.stringify(TILL_BIN)}, ['run', '--max-requests', '3', '--', process.execPath, ${JSON.stringify(AGENT)}], { encoding: 'utf8' });`,
+    "process.stdout.write(inner.stdout); process.stderr.write(inner.stderr);",
+    "fetch(process.env.TILL_BASE_URL + '/api/v1/key', { headers: { authorization: 'Bearer ' + process.env.TILL_KEY } })",
+    "  .then((r) => r.json()).then((k) => { console.log('outer used ' + k.used.requests + ' reserved ' + k.reserved.requests); process.exit(inner.status); });",
+  ].join('\n');
+  const r = await runTill(['run', '--provider', 'openai', '--max-requests', '10', '--', process.execPath, '-e', outer],
+    { env: { ...server.cliEnv(), OPENAI_API_KEY: 'sk-real-run-nested' } });
+  assert.equal(r.status, 7, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /ok=3/);
+  assert.match(r.stderr, /till run: 3 requests.*the max_requests \(3\) limit was reached/);
+  assert.match(r.stdout, /outer used 3 reserved 0/, 'the sub-agent\'s calls count on the outer key, and its carve came back');
+  const keys = (await server.api('GET', '/api/v1/keys')).json.keys;
+  const inner = keys.find((k) => k.parent_id);
+  assert.equal(inner.status, 'revoked');
+  assert.equal(inner.used.requests, 3);
+  await server.stop();
+  server.cleanup();
+});

@@ -75,6 +75,44 @@ CREATE TABLE admin_keys (
   revoked_at_ms  INTEGER
 );
 )sql"},
+    Migration{2, R"sql(
+-- Token rotation: the current token's seal version and issue time, the previous token during
+-- its grace period, and an optional token lifetime. Tokens issued before this migration were
+-- sealed under master key version 1 unless the key uses a vault credential.
+ALTER TABLE keys ADD COLUMN seal_version INTEGER NOT NULL DEFAULT 0;
+UPDATE keys SET seal_version = 1 WHERE credential IS NULL;
+ALTER TABLE keys ADD COLUMN previous_secret_hash BLOB
+    CHECK (previous_secret_hash IS NULL OR length(previous_secret_hash) = 32);
+ALTER TABLE keys ADD COLUMN previous_seal_version INTEGER;
+ALTER TABLE keys ADD COLUMN previous_valid_until_ms INTEGER;
+ALTER TABLE keys ADD COLUMN rotated_at_ms INTEGER;
+UPDATE keys SET rotated_at_ms = created_at_ms;
+ALTER TABLE keys ADD COLUMN rotate_every_ms INTEGER;
+
+-- Sub-keys: what the parent holds in reserve for this key (part of the parent's reserved_*).
+ALTER TABLE keys ADD COLUMN carved_requests INTEGER NOT NULL DEFAULT 0 CHECK (carved_requests >= 0);
+ALTER TABLE keys ADD COLUMN carved_tokens INTEGER NOT NULL DEFAULT 0 CHECK (carved_tokens >= 0);
+ALTER TABLE keys ADD COLUMN carved_spend_nanos INTEGER NOT NULL DEFAULT 0
+    CHECK (carved_spend_nanos >= 0);
+
+CREATE INDEX keys_by_credential ON keys (credential) WHERE credential IS NOT NULL;
+CREATE INDEX keys_by_expiry ON keys (expires_at_ms)
+    WHERE expires_at_ms IS NOT NULL AND status IN ('active', 'exhausted', 'suspended');
+CREATE INDEX keys_by_seal_version ON keys (seal_version);
+
+-- Vault credentials, encrypted under the master key (envelope: see core/vault_seal.h).
+CREATE TABLE credentials (
+  name                TEXT PRIMARY KEY NOT NULL,
+  provider            TEXT NOT NULL,
+  master_key_version  INTEGER NOT NULL,
+  wrapped_key         BLOB NOT NULL,
+  sealed_secret       BLOB NOT NULL,
+  rotate_every_ms     INTEGER,
+  created_at_ms       INTEGER NOT NULL,
+  rotated_at_ms       INTEGER NOT NULL,
+  updated_at_ms       INTEGER NOT NULL
+);
+)sql"},
 };
 
 constexpr std::string_view kCreateMigrationsTable = R"sql(
@@ -105,8 +143,9 @@ Error too_new(int64_t version) {
 
 int latest_schema_version() { return kMigrations.back().version; }
 
-Result<void> apply_migrations(Connection& connection, Timestamp now) {
+Result<void> apply_migrations(Connection& connection, Timestamp now, int up_to) {
   for (const Migration& migration : kMigrations) {
+    if (up_to > 0 && migration.version > up_to) break;
     Result<Transaction> transaction = connection.begin_immediate();
     if (!transaction) return fail(transaction.error());
     if (Result<void> created =

@@ -17,8 +17,9 @@ namespace till::sqlite {
 // The schema version this binary writes: the version of its last migration.
 int latest_schema_version();
 
-// Brings the database up to latest_schema_version(). Fails without changing anything if the
-// database records a newer version than this binary knows (it was written by a newer till).
-Result<void> apply_migrations(Connection& connection, Timestamp now);
+// Brings the database up to latest_schema_version() (or `up_to`, for tests of an upgrade). Fails
+// without changing anything if the database records a newer version than this binary knows (it
+// was written by a newer till).
+Result<void> apply_migrations(Connection& connection, Timestamp now, int up_to = 0);
 
 }  // namespace till::sqlite

@@ -28,7 +28,14 @@ constexpr std::string_view kKeyColumns =
     "max_spend_nanos, models, allowed_cidrs, rpm, max_concurrency, expires_at_ms, created_at_ms, "
     "updated_at_ms, parent_id, credential, used_requests, used_input_tokens, "
     "used_cached_input_tokens, used_output_tokens, used_reasoning_tokens, used_unmetered_tokens, "
-    "used_spend_nanos, reserved_requests, reserved_tokens, reserved_spend_nanos, seq";
+    "used_spend_nanos, reserved_requests, reserved_tokens, reserved_spend_nanos, seal_version, "
+    "previous_secret_hash, previous_seal_version, previous_valid_until_ms, rotated_at_ms, "
+    "rotate_every_ms, carved_requests, carved_tokens, carved_spend_nanos, seq";
+
+// The columns every credential query selects, in this order (read_credential, bind_credential).
+constexpr std::string_view kCredentialColumns =
+    "name, provider, master_key_version, wrapped_key, sealed_secret, rotate_every_ms, "
+    "created_at_ms, rotated_at_ms, updated_at_ms";
 
 enum KeyColumn {
   kId,
@@ -59,6 +66,15 @@ enum KeyColumn {
   kReservedRequests,
   kReservedTokens,
   kReservedSpendNanos,
+  kSealVersion,
+  kPreviousSecretHash,
+  kPreviousSealVersion,
+  kPreviousValidUntilMs,
+  kRotatedAtMs,
+  kRotateEveryMs,
+  kCarvedRequests,
+  kCarvedTokens,
+  kCarvedSpendNanos,
   kSeq,
 };
 
@@ -125,6 +141,22 @@ Result<KeyRecord> read_key(const Statement& row) {
   key.reserved.requests = row.column_int64(kReservedRequests);
   key.reserved.tokens = row.column_int64(kReservedTokens);
   key.reserved.spend = Money::from_nanos(row.column_int64(kReservedSpendNanos));
+  key.seal_version = static_cast<uint32_t>(row.column_int64(kSealVersion));
+  if (!row.column_is_null(kPreviousSecretHash)) {
+    Result<SecretHash> previous = read_hash(row, kPreviousSecretHash, key.id);
+    if (!previous) return fail(previous.error());
+    key.previous_token = PreviousToken{
+        *previous,
+        static_cast<uint32_t>(row.column_optional_int64(kPreviousSealVersion).value_or(0)),
+        from_unix_ms(row.column_optional_int64(kPreviousValidUntilMs).value_or(0))};
+  }
+  key.rotated_at = optional_time(row.column_optional_int64(kRotatedAtMs)).value_or(key.created_at);
+  if (std::optional<int64_t> ms = row.column_optional_int64(kRotateEveryMs)) {
+    key.rotate_every = std::chrono::milliseconds(*ms);
+  }
+  key.carved.requests = row.column_int64(kCarvedRequests);
+  key.carved.tokens = row.column_int64(kCarvedTokens);
+  key.carved.spend = Money::from_nanos(row.column_int64(kCarvedSpendNanos));
   return key;
 }
 
@@ -233,6 +265,63 @@ Result<void> hold_more(KeyRecord& key, const Budget& amount) {
   return {};
 }
 
+// into += delta on every usage figure, refusing sums that overflow (Usage::tokens() included).
+Result<void> add_usage(Usage& into, const Usage& delta) {
+  std::optional<int64_t> sums[] = {
+      add(into.requests, delta.requests),
+      add(into.input_tokens, delta.input_tokens),
+      add(into.cached_input_tokens, delta.cached_input_tokens),
+      add(into.output_tokens, delta.output_tokens),
+      add(into.reasoning_tokens, delta.reasoning_tokens),
+      add(into.unmetered_tokens, delta.unmetered_tokens),
+      add(into.spend.nanos(), delta.spend.nanos()),
+  };
+  for (const std::optional<int64_t>& sum : sums) {
+    if (!sum) return fail(too_large("usage"));
+  }
+  Usage total{
+      *sums[0], *sums[1], *sums[2], *sums[3], *sums[4], *sums[5], Money::from_nanos(*sums[6])};
+  std::optional<int64_t> metered = add(total.input_tokens, total.output_tokens);
+  if (!metered || !add(*metered, total.unmetered_tokens)) return fail(too_large("usage"));
+  into = total;
+  return {};
+}
+
+// What `later` adds to `earlier` (usage only grows).
+Usage usage_growth(const Usage& earlier, const Usage& later) {
+  return Usage{later.requests - earlier.requests,
+               later.input_tokens - earlier.input_tokens,
+               later.cached_input_tokens - earlier.cached_input_tokens,
+               later.output_tokens - earlier.output_tokens,
+               later.reasoning_tokens - earlier.reasoning_tokens,
+               later.unmetered_tokens - earlier.unmetered_tokens,
+               later.spend - earlier.spend};
+}
+
+// What a sub-key's parent must hold in reserve for it (KeyRecord::carved): on each dimension the
+// key limits, all it may still spend while it can spend, only what it has in flight once it
+// cannot (revoked, expired, exhausted).
+Budget carve_of(const KeyRecord& key) {
+  if (!key.parent_id) return Budget{};
+  const bool can_spend = key.status == KeyStatus::kActive || key.status == KeyStatus::kSuspended;
+  const std::array<Dimension, 3> current = dimensions(key);
+  std::array<int64_t, 3> carve{};
+  for (size_t i = 0; i < current.size(); ++i) {
+    const Dimension& dimension = current[i];
+    if (!dimension.limit) continue;
+    carve[i] = can_spend ? std::max(*dimension.limit - dimension.used, dimension.reserved)
+                         : dimension.reserved;
+  }
+  return Budget{carve[0], carve[1], Money::from_nanos(carve[2])};
+}
+
+// The limit field a dimension is set by, for messages about sub-keys.
+std::string_view limit_field(std::string_view dimension) {
+  if (dimension == "requests") return "max_requests";
+  if (dimension == "tokens") return "max_tokens";
+  return "max_spend";
+}
+
 Error key_not_found(std::string_view id) {
   return Error::client(ErrorCode::kNotFound, "no key with id " + std::string(id));
 }
@@ -278,17 +367,19 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::create(std::unique_ptr<Connect
       {&store->insert_key_,
        "INSERT INTO keys (id, seq, name, provider, metadata_json, status, secret_hash, "
        "max_requests, max_tokens, max_spend_nanos, models, allowed_cidrs, rpm, max_concurrency, "
-       "expires_at_ms, created_at_ms, updated_at_ms, parent_id, credential) "
+       "expires_at_ms, created_at_ms, updated_at_ms, parent_id, credential, seal_version, "
+       "rotated_at_ms, rotate_every_ms, carved_requests, carved_tokens, carved_spend_nanos) "
        // seq: one more than the newest key. Writers are serialised, so it is unique and grows.
        "VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM keys), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-       "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"},
+       "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?15, ?20, ?21, ?22, ?23)"},
       {&store->key_exists_, "SELECT 1 FROM keys WHERE id = ?"},
       {&store->find_key_, "SELECT " + columns + " FROM keys WHERE id = ?"},
       {&store->write_key_state_,
        "UPDATE keys SET status = ?2, updated_at_ms = ?3, used_requests = ?4, "
        "used_input_tokens = ?5, used_cached_input_tokens = ?6, used_output_tokens = ?7, "
        "used_reasoning_tokens = ?8, used_unmetered_tokens = ?9, used_spend_nanos = ?10, "
-       "reserved_requests = ?11, reserved_tokens = ?12, reserved_spend_nanos = ?13 WHERE id = ?1"},
+       "reserved_requests = ?11, reserved_tokens = ?12, reserved_spend_nanos = ?13, "
+       "carved_requests = ?14, carved_tokens = ?15, carved_spend_nanos = ?16 WHERE id = ?1"},
       {&store->insert_reservation_,
        "INSERT INTO reservations (id, key_id, requests, tokens, spend_nanos, created_at_ms) "
        "VALUES (?, ?, ?, ?, ?, ?)"},
@@ -301,6 +392,33 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::create(std::unique_ptr<Connect
       {&store->find_admin_key_,
        "SELECT id, name, secret_hash, created_at_ms, revoked_at_ms FROM admin_keys WHERE id = ?"},
       {&store->count_admin_keys_, "SELECT count(*) FROM admin_keys WHERE revoked_at_ms IS NULL"},
+      {&store->list_children_, "SELECT id FROM keys WHERE parent_id = ? ORDER BY seq"},
+      {&store->list_expired_,
+       "SELECT id FROM keys WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ? "
+       "AND status IN ('active', 'exhausted', 'suspended') ORDER BY seq"},
+      {&store->write_key_token_,
+       "UPDATE keys SET secret_hash = ?2, seal_version = ?3, previous_secret_hash = ?4, "
+       "previous_seal_version = ?5, previous_valid_until_ms = ?6, rotated_at_ms = ?7, "
+       "updated_at_ms = ?7 WHERE id = ?1"},
+      {&store->list_sealed_under_,
+       "SELECT id FROM keys WHERE status NOT IN ('revoked', 'expired') "
+       "AND (expires_at_ms IS NULL OR expires_at_ms > ?2) "
+       "AND (seal_version = ?1 OR (previous_seal_version = ?1 AND previous_valid_until_ms > ?2)) "
+       "ORDER BY seq"},
+      {&store->insert_credential_, "INSERT INTO credentials (" + std::string(kCredentialColumns) +
+                                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+      {&store->find_credential_,
+       "SELECT " + std::string(kCredentialColumns) + " FROM credentials WHERE name = ?"},
+      {&store->list_credentials_,
+       "SELECT " + std::string(kCredentialColumns) + " FROM credentials ORDER BY name"},
+      // created_at (?7) is kept as it was.
+      {&store->update_credential_,
+       "UPDATE credentials SET provider = ?2, master_key_version = ?3, wrapped_key = ?4, "
+       "sealed_secret = ?5, rotate_every_ms = ?6, rotated_at_ms = ?8, updated_at_ms = ?9 "
+       "WHERE name = ?1 RETURNING name"},
+      {&store->list_credential_users_,
+       "SELECT id FROM keys WHERE credential = ? AND status != 'revoked' ORDER BY seq"},
+      {&store->delete_credential_, "DELETE FROM credentials WHERE name = ? RETURNING name"},
   };
   for (const auto& [statement, sql] : statements) {
     Result<Statement> prepared = store->connection_->prepare(sql);
@@ -322,22 +440,16 @@ std::string SqliteStore::next_reservation_id() {
 
 Result<void> SqliteStore::insert_key(const KeyRecord& key) {
   if (key.used != Usage{}) return fail(Error::invalid("used", "a new key must have no usage"));
-  if (key.reserved != Budget{}) {
+  if (key.reserved != Budget{} || key.carved != Budget{}) {
     return fail(Error::invalid("reserved", "a new key must have nothing reserved"));
   }
   std::lock_guard lock(mutex_);
   Result<Transaction> transaction = connection_->begin_immediate();
   if (!transaction) return fail(transaction.error());
 
+  KeyRecord inserted = key;
   if (key.parent_id) {
-    ScopedReset reset(key_exists_);
-    key_exists_.bind(1, std::string_view(*key.parent_id));
-    Result<bool> exists = key_exists_.step("insert key (parent lookup)");
-    if (!exists) return fail(exists.error());
-    if (!*exists) {
-      return fail(Error::client(ErrorCode::kNotFound, "no parent key with id " + *key.parent_id,
-                                "parent_id"));
-    }
+    if (Result<void> carved = carve_from_parent(inserted); !carved) return fail(carved.error());
   }
 
   ScopedReset reset(insert_key_);
@@ -357,16 +469,59 @@ Result<void> SqliteStore::insert_key(const KeyRecord& key) {
   insert.bind(12, key.scope.rpm);
   insert.bind(13, key.scope.max_concurrency);
   insert.bind(14, optional_ms(key.expires_at));
-  insert.bind(15, to_unix_ms(key.created_at));
+  insert.bind(15, to_unix_ms(key.created_at));  // also rotated_at: the token is new
   insert.bind(16, to_unix_ms(key.updated_at));
   insert.bind(17, key.parent_id);
   insert.bind(18, key.credential);
-  if (Result<void> inserted = insert.run("insert key"); !inserted) {
-    Error error = std::move(inserted.error());
+  insert.bind(19, static_cast<int64_t>(key.seal_version));
+  insert.bind(20,
+              key.rotate_every ? std::optional<int64_t>(key.rotate_every->count()) : std::nullopt);
+  insert.bind(21, inserted.carved.requests);
+  insert.bind(22, inserted.carved.tokens);
+  insert.bind(23, inserted.carved.spend.nanos());
+  if (Result<void> done = insert.run("insert key"); !done) {
+    Error error = std::move(done.error());
     if (error.code == ErrorCode::kConflict) error.message = "a key with id " + key.id + " exists";
     return fail(std::move(error));
   }
   return transaction->commit();
+}
+
+Result<void> SqliteStore::carve_from_parent(KeyRecord& child) {
+  Result<std::optional<KeyRecord>> found = find_key_locked(*child.parent_id);
+  if (!found) return fail(found.error());
+  if (!*found) {
+    return fail(Error::client(ErrorCode::kNotFound, "no parent key with id " + *child.parent_id,
+                              "parent_id"));
+  }
+  KeyRecord& parent = **found;
+  if (parent.status != KeyStatus::kActive) return fail(not_active(parent));
+
+  child.carved = carve_of(child);
+  const std::array<int64_t, 3> wanted = {child.carved.requests, child.carved.tokens,
+                                         child.carved.spend.nanos()};
+  const std::array<Dimension, 3> of_child = dimensions(child);
+  const std::array<Dimension, 3> of_parent = dimensions(parent);
+  for (size_t i = 0; i < of_parent.size(); ++i) {
+    const Dimension& dimension = of_parent[i];
+    if (!dimension.limit) continue;
+    const std::string_view field = limit_field(dimension.name);
+    if (!of_child[i].limit) {
+      return fail(Error::invalid(std::string(field), std::string(field) + ": the parent key " +
+                                                         parent.id + " limits " +
+                                                         std::string(dimension.name) +
+                                                         ", so its sub-keys must limit them too"));
+    }
+    if (!fits(dimension, wanted[i])) {
+      return fail(Error::client(ErrorCode::kLimitExhausted,
+                                std::string(field) + ": the parent key " + parent.id +
+                                    " has not enough " + std::string(dimension.name) +
+                                    " budget left for this sub-key",
+                                std::string(field)));
+    }
+  }
+  if (Result<void> held = hold_more(parent, child.carved); !held) return fail(held.error());
+  return write_key_state(parent);
 }
 
 Result<std::optional<KeyRecord>> SqliteStore::find_key_locked(std::string_view id) {
@@ -380,12 +535,16 @@ Result<std::optional<KeyRecord>> SqliteStore::find_key_locked(std::string_view i
   return std::move(*key);
 }
 
-Result<KeyRecord> SqliteStore::find_key(std::string_view id) {
-  std::lock_guard lock(mutex_);
+Result<KeyRecord> SqliteStore::existing_key_locked(std::string_view id) {
   Result<std::optional<KeyRecord>> key = find_key_locked(id);
   if (!key) return fail(key.error());
   if (!*key) return fail(key_not_found(id));
   return std::move(**key);
+}
+
+Result<KeyRecord> SqliteStore::find_key(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  return existing_key_locked(id);
 }
 
 Result<Statement*> SqliteStore::list_statement(const KeyFilter& filter) {
@@ -463,28 +622,209 @@ Result<void> SqliteStore::write_key_state(const KeyRecord& key) {
   write.bind(11, key.reserved.requests);
   write.bind(12, key.reserved.tokens);
   write.bind(13, key.reserved.spend.nanos());
+  write.bind(14, key.carved.requests);
+  write.bind(15, key.carved.tokens);
+  write.bind(16, key.carved.spend.nanos());
   return write.run("update key");
+}
+
+Result<void> SqliteStore::apply_status(KeyRecord& key, KeyStatus status, Timestamp now) {
+  const KeyRecord before = key;
+  key.status =
+      status == KeyStatus::kActive && exhausted_dimension(key) ? KeyStatus::kExhausted : status;
+  key.updated_at = now;
+  if (Result<void> written = write_key_state(key); !written) return fail(written.error());
+  return propagate_to_ancestors(before, key, now);
 }
 
 Result<KeyRecord> SqliteStore::set_status(std::string_view id, KeyStatus status, Timestamp now) {
   std::lock_guard lock(mutex_);
   Result<Transaction> transaction = connection_->begin_immediate();
   if (!transaction) return fail(transaction.error());
-  Result<std::optional<KeyRecord>> found = find_key_locked(id);
+  Result<KeyRecord> found = existing_key_locked(id);
   if (!found) return fail(found.error());
-  if (!*found) return fail(key_not_found(id));
-  KeyRecord key = std::move(**found);
+  KeyRecord key = std::move(*found);
 
   if (key.status == KeyStatus::kRevoked) {
     if (status == KeyStatus::kRevoked) return key;  // idempotent revoke: nothing changes
     return fail(Error::client(ErrorCode::kConflict,
                               "the key " + key.id + " is revoked; a revoked key cannot change"));
   }
-  key.status = status;
+  if (status == KeyStatus::kActive && key.parent_id) {
+    Result<std::optional<KeyRecord>> parent = find_key_locked(*key.parent_id);
+    if (!parent) return fail(parent.error());
+    if (!*parent) return fail(corrupt("parent_id naming a missing key", key.id));
+    const KeyStatus parent_status = (*parent)->effective_status(now);
+    if (parent_status != KeyStatus::kActive && parent_status != KeyStatus::kExhausted) {
+      return fail(Error::client(ErrorCode::kConflict, "the key " + key.id +
+                                                          " cannot be resumed while its parent " +
+                                                          (*parent)->id + " is " +
+                                                          std::string(to_string(parent_status))));
+    }
+  }
+  if (Result<void> applied = apply_status(key, status, now); !applied) {
+    return fail(applied.error());
+  }
+
+  // Descendants follow, parents before children.
+  Result<std::vector<std::string>> descendants = descendants_locked(key.id);
+  if (!descendants) return fail(descendants.error());
+  for (const std::string& descendant_id : *descendants) {
+    Result<std::optional<KeyRecord>> loaded = find_key_locked(descendant_id);
+    if (!loaded) return fail(loaded.error());
+    if (!*loaded) return fail(corrupt("descendant that vanished", descendant_id));
+    KeyRecord& descendant = **loaded;
+    bool follows = false;
+    switch (status) {
+      case KeyStatus::kRevoked:
+        follows = descendant.status != KeyStatus::kRevoked;
+        break;
+      case KeyStatus::kSuspended:
+        follows =
+            descendant.status == KeyStatus::kActive || descendant.status == KeyStatus::kExhausted;
+        break;
+      case KeyStatus::kActive:
+        follows = descendant.status == KeyStatus::kSuspended;
+        break;
+      case KeyStatus::kExhausted:
+      case KeyStatus::kExpired:
+        break;
+    }
+    if (!follows) continue;
+    if (Result<void> applied = apply_status(descendant, status, now); !applied) {
+      return fail(applied.error());
+    }
+  }
+  // Reloaded: its descendants' changes may have returned budget to it.
+  Result<std::optional<KeyRecord>> updated = find_key_locked(id);
+  if (!updated) return fail(updated.error());
+  if (!*updated) return fail(corrupt("key that vanished", id));
+  if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
+  return std::move(**updated);
+}
+
+Result<std::vector<std::string>> SqliteStore::descendants_locked(std::string_view id) {
+  std::vector<std::string> found;
+  std::vector<std::string> frontier = {std::string(id)};
+  while (!frontier.empty()) {
+    std::vector<std::string> next;
+    for (const std::string& parent : frontier) {
+      ScopedReset reset(list_children_);
+      list_children_.bind(1, std::string_view(parent));
+      for (;;) {
+        Result<bool> row = list_children_.step("list sub-keys");
+        if (!row) return fail(row.error());
+        if (!*row) break;
+        next.push_back(list_children_.column_text(0));
+      }
+    }
+    found.insert(found.end(), next.begin(), next.end());
+    frontier = std::move(next);
+  }
+  return found;
+}
+
+Result<std::vector<std::string>> SqliteStore::descendant_ids(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  if (Result<KeyRecord> key = existing_key_locked(id); !key) return fail(key.error());
+  return descendants_locked(id);
+}
+
+Result<std::vector<std::string>> SqliteStore::collect_ids(Statement& query,
+                                                          std::string_view operation) {
+  std::vector<std::string> ids;
+  for (;;) {
+    Result<bool> row = query.step(operation);
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    ids.push_back(query.column_text(0));
+  }
+  return ids;
+}
+
+Result<int64_t> SqliteStore::expire_keys(Timestamp now) {
+  std::lock_guard lock(mutex_);
+  Result<std::vector<std::string>> due;
+  {
+    // Looked up first without the write lock: most calls find nothing to do.
+    ScopedReset reset(list_expired_);
+    list_expired_.bind(1, to_unix_ms(now));
+    due = collect_ids(list_expired_, "list expired keys");
+  }
+  if (!due) return fail(due.error());
+  if (due->empty()) return 0;
+
+  Result<Transaction> transaction = connection_->begin_immediate();
+  if (!transaction) return fail(transaction.error());
+  int64_t changed = 0;
+  for (const std::string& id : *due) {
+    Result<std::optional<KeyRecord>> found = find_key_locked(id);
+    if (!found) return fail(found.error());
+    if (!*found) continue;
+    KeyRecord& key = **found;
+    // Another process may have changed it between the lookup and the transaction.
+    const bool live = key.status == KeyStatus::kActive || key.status == KeyStatus::kExhausted ||
+                      key.status == KeyStatus::kSuspended;
+    if (!live || !key.expires_at || *key.expires_at > now) continue;
+    if (Result<void> applied = apply_status(key, KeyStatus::kExpired, now); !applied) {
+      return fail(applied.error());
+    }
+    ++changed;
+  }
+  if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
+  return changed;
+}
+
+Result<KeyRecord> SqliteStore::rotate_token(std::string_view id, const SecretHash& secret_hash,
+                                            uint32_t seal_version, Timestamp previous_valid_until,
+                                            Timestamp now) {
+  std::lock_guard lock(mutex_);
+  Result<Transaction> transaction = connection_->begin_immediate();
+  if (!transaction) return fail(transaction.error());
+  Result<KeyRecord> found = existing_key_locked(id);
+  if (!found) return fail(found.error());
+  KeyRecord key = std::move(*found);
+  if (key.status == KeyStatus::kRevoked) {
+    return fail(Error::client(ErrorCode::kConflict,
+                              "the key " + key.id + " is revoked; a revoked key cannot rotate"));
+  }
+  key.previous_token = std::nullopt;
+  if (previous_valid_until > now) {
+    key.previous_token = PreviousToken{key.secret_hash, key.seal_version, previous_valid_until};
+  }
+  key.secret_hash = secret_hash;
+  key.seal_version = seal_version;
+  key.rotated_at = now;
   key.updated_at = now;
-  if (Result<void> written = write_key_state(key); !written) return fail(written.error());
+
+  Statement& write = write_key_token_;
+  ScopedReset reset(write);
+  write.bind(1, std::string_view(key.id));
+  write.bind(2, std::span<const uint8_t>(key.secret_hash));
+  write.bind(3, static_cast<int64_t>(key.seal_version));
+  if (key.previous_token) {
+    write.bind(4, std::span<const uint8_t>(key.previous_token->secret_hash));
+    write.bind(5, static_cast<int64_t>(key.previous_token->seal_version));
+    write.bind(6, to_unix_ms(key.previous_token->valid_until));
+  } else {
+    write.bind_null(4);
+    write.bind_null(5);
+    write.bind_null(6);
+  }
+  write.bind(7, to_unix_ms(now));
+  if (Result<void> written = write.run("rotate key token"); !written) {
+    return fail(written.error());
+  }
   if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
   return key;
+}
+
+Result<std::vector<std::string>> SqliteStore::keys_sealed_under(uint32_t version, Timestamp now) {
+  std::lock_guard lock(mutex_);
+  ScopedReset reset(list_sealed_under_);
+  list_sealed_under_.bind(1, static_cast<int64_t>(version));
+  list_sealed_under_.bind(2, to_unix_ms(now));
+  return collect_ids(list_sealed_under_, "list keys sealed under a master key");
 }
 
 // --- Budget ----------------------------------------------------------------------------------
@@ -542,14 +882,18 @@ Result<KeyRecord> SqliteStore::resize(std::string_view reservation_id, const Usa
     return fail(reservation_not_found(reservation_id));
   }
   const Budget old_amount = (*taken)->amount;
-  Result<KeyRecord> charged = charge(**taken, consumed, now);
-  if (!charged) return fail(charged.error());
-  KeyRecord& key = *charged;
+  Result<KeyRecord> found = reserved_key(**taken);
+  if (!found) return fail(found.error());
+  KeyRecord& key = *found;
+  const KeyRecord before = key;
+  if (Result<void> charged = charge(key, old_amount, consumed, now); !charged) {
+    return fail(charged.error());
+  }
 
   // Growing beyond what the reservation still held after `consumed` needs the key's consent.
-  const std::array<int64_t, 3> held_after = {
-      old_amount.requests - consumed.requests, old_amount.tokens - consumed.tokens(),
-      old_amount.spend.nanos() - consumed.spend.nanos()};
+  const std::array<int64_t, 3> held_after = {old_amount.requests - consumed.requests,
+                                             old_amount.tokens - consumed.tokens(),
+                                             old_amount.spend.nanos() - consumed.spend.nanos()};
   const std::array<int64_t, 3> wanted = {new_amount.requests, new_amount.tokens,
                                          new_amount.spend.nanos()};
   const std::array<Dimension, 3> current = dimensions(key);
@@ -560,6 +904,9 @@ Result<KeyRecord> SqliteStore::resize(std::string_view reservation_id, const Usa
   }
   if (Result<void> held = hold_more(key, new_amount); !held) return fail(held.error());
   if (Result<void> written = write_key_state(key); !written) return fail(written.error());
+  if (Result<void> propagated = propagate_to_ancestors(before, key, now); !propagated) {
+    return fail(propagated.error());
+  }
   Reservation resized{std::string(reservation_id), key.id, new_amount, now};
   if (Result<void> inserted = insert_reservation_row(resized); !inserted) {
     return fail(inserted.error());
@@ -583,40 +930,75 @@ Result<std::optional<SqliteStore::TakenReservation>> SqliteStore::take_reservati
   return taken;
 }
 
-Result<KeyRecord> SqliteStore::charge(const TakenReservation& reservation, const Usage& actual,
-                                      Timestamp now) {
+Result<KeyRecord> SqliteStore::reserved_key(const TakenReservation& reservation) {
   Result<std::optional<KeyRecord>> found = find_key_locked(reservation.key_id);
   if (!found) return fail(found.error());
   // The foreign key of reservations.key_id makes this a corrupt database, not a caller error.
   if (!*found) return fail(corrupt("reservation whose key is missing", reservation.key_id));
-  KeyRecord key = std::move(**found);
+  return std::move(**found);
+}
 
-  Usage& used = key.used;
-  std::optional<int64_t> sums[] = {
-      add(used.requests, actual.requests),
-      add(used.input_tokens, actual.input_tokens),
-      add(used.cached_input_tokens, actual.cached_input_tokens),
-      add(used.output_tokens, actual.output_tokens),
-      add(used.reasoning_tokens, actual.reasoning_tokens),
-      add(used.unmetered_tokens, actual.unmetered_tokens),
-      add(used.spend.nanos(), actual.spend.nanos()),
-  };
-  for (const std::optional<int64_t>& sum : sums) {
-    if (!sum) return fail(too_large("usage"));
-  }
-  used = Usage{
-      *sums[0], *sums[1], *sums[2], *sums[3], *sums[4], *sums[5], Money::from_nanos(*sums[6])};
-  // Usage::tokens() must not overflow either.
-  std::optional<int64_t> metered = add(used.input_tokens, used.output_tokens);
-  if (!metered || !add(*metered, used.unmetered_tokens)) return fail(too_large("usage"));
-  key.reserved.requests -= reservation.amount.requests;
-  key.reserved.tokens -= reservation.amount.tokens;
-  key.reserved.spend -= reservation.amount.spend;
+Result<void> SqliteStore::charge(KeyRecord& key, const Budget& held, const Usage& actual,
+                                 Timestamp now) {
+  if (Result<void> added = add_usage(key.used, actual); !added) return fail(added.error());
+  key.reserved.requests -= held.requests;
+  key.reserved.tokens -= held.tokens;
+  key.reserved.spend -= held.spend;
   if (key.status == KeyStatus::kActive && exhausted_dimension(key)) {
     key.status = KeyStatus::kExhausted;
   }
   key.updated_at = now;
-  if (Result<void> written = write_key_state(key); !written) return fail(written.error());
+  return {};
+}
+
+Result<void> SqliteStore::propagate_to_ancestors(const KeyRecord& key_before, KeyRecord& key,
+                                                 Timestamp now) {
+  KeyRecord before = key_before;
+  KeyRecord after = key;
+  key.carved = carve_of(key);
+  while (after.parent_id) {
+    const Budget carve = carve_of(after);
+    const Usage growth = usage_growth(before.used, after.used);
+    if (carve == after.carved && growth == Usage{}) return {};
+    Result<std::optional<KeyRecord>> found = find_key_locked(*after.parent_id);
+    if (!found) return fail(found.error());
+    if (!*found) return fail(corrupt("parent_id naming a missing key", after.id));
+    KeyRecord parent = std::move(**found);
+    const KeyRecord parent_before = parent;
+
+    if (Result<void> added = add_usage(parent.used, growth); !added) return fail(added.error());
+    parent.reserved.requests += carve.requests - after.carved.requests;
+    parent.reserved.tokens += carve.tokens - after.carved.tokens;
+    parent.reserved.spend += carve.spend - after.carved.spend;
+    if (parent.reserved.requests < 0 || parent.reserved.tokens < 0 ||
+        parent.reserved.spend.nanos() < 0) {
+      return fail(corrupt("reserved budget below what its sub-keys hold", parent.id));
+    }
+    if (parent.status == KeyStatus::kActive && exhausted_dimension(parent)) {
+      parent.status = KeyStatus::kExhausted;
+    }
+    parent.updated_at = now;
+    after.carved = carve;
+    if (Result<void> written = write_key_state(after); !written) return fail(written.error());
+    if (Result<void> written = write_key_state(parent); !written) return fail(written.error());
+    before = parent_before;
+    after = std::move(parent);
+  }
+  return {};
+}
+
+Result<KeyRecord> SqliteStore::charge_reservation(const TakenReservation& reservation,
+                                                  const Usage& actual, Timestamp now) {
+  Result<KeyRecord> key = reserved_key(reservation);
+  if (!key) return fail(key.error());
+  const KeyRecord before = *key;
+  if (Result<void> charged = charge(*key, reservation.amount, actual, now); !charged) {
+    return fail(charged.error());
+  }
+  if (Result<void> written = write_key_state(*key); !written) return fail(written.error());
+  if (Result<void> propagated = propagate_to_ancestors(before, *key, now); !propagated) {
+    return fail(propagated.error());
+  }
   return key;
 }
 
@@ -631,7 +1013,7 @@ Result<KeyRecord> SqliteStore::settle(std::string_view reservation_id, const Usa
   if (!*taken) {
     return fail(reservation_not_found(reservation_id));
   }
-  Result<KeyRecord> key = charge(**taken, actual, now);
+  Result<KeyRecord> key = charge_reservation(**taken, actual, now);
   if (!key) return fail(key.error());
   if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
   return key;
@@ -661,10 +1043,146 @@ Result<int64_t> SqliteStore::settle_orphaned_reservations(Timestamp now) {
     const Budget& amount = (*taken)->amount;
     Usage consumed{
         .requests = amount.requests, .unmetered_tokens = amount.tokens, .spend = amount.spend};
-    if (Result<KeyRecord> key = charge(**taken, consumed, now); !key) return fail(key.error());
+    if (Result<KeyRecord> key = charge_reservation(**taken, consumed, now); !key) {
+      return fail(key.error());
+    }
   }
   if (Result<void> committed = transaction->commit(); !committed) return fail(committed.error());
   return static_cast<int64_t>(ids.size());
+}
+
+// --- Vault credentials -----------------------------------------------------------------------
+
+namespace {
+
+CredentialRecord read_credential(const Statement& row) {
+  CredentialRecord credential;
+  credential.name = row.column_text(0);
+  credential.provider = row.column_text(1);
+  credential.master_key_version = static_cast<uint32_t>(row.column_int64(2));
+  std::span<const uint8_t> wrapped = row.column_blob(3);
+  credential.wrapped_key.assign(wrapped.begin(), wrapped.end());
+  std::span<const uint8_t> sealed = row.column_blob(4);
+  credential.sealed_secret.assign(sealed.begin(), sealed.end());
+  if (std::optional<int64_t> ms = row.column_optional_int64(5)) {
+    credential.rotate_every = std::chrono::milliseconds(*ms);
+  }
+  credential.created_at = from_unix_ms(row.column_int64(6));
+  credential.rotated_at = from_unix_ms(row.column_int64(7));
+  credential.updated_at = from_unix_ms(row.column_int64(8));
+  return credential;
+}
+
+// Binds every column of kCredentialColumns, in order, from parameter 1.
+void bind_credential(Statement& statement, const CredentialRecord& credential) {
+  statement.bind(1, std::string_view(credential.name));
+  statement.bind(2, std::string_view(credential.provider));
+  statement.bind(3, static_cast<int64_t>(credential.master_key_version));
+  statement.bind(4, std::span<const uint8_t>(credential.wrapped_key));
+  statement.bind(5, std::span<const uint8_t>(credential.sealed_secret));
+  statement.bind(6, credential.rotate_every
+                        ? std::optional<int64_t>(credential.rotate_every->count())
+                        : std::nullopt);
+  statement.bind(7, to_unix_ms(credential.created_at));
+  statement.bind(8, to_unix_ms(credential.rotated_at));
+  statement.bind(9, to_unix_ms(credential.updated_at));
+}
+
+Error credential_not_found(std::string_view name) {
+  return Error::client(ErrorCode::kNotFound, "no credential named " + std::string(name));
+}
+
+}  // namespace
+
+Result<void> SqliteStore::insert_credential(const CredentialRecord& credential) {
+  std::lock_guard lock(mutex_);
+  ScopedReset reset(insert_credential_);
+  bind_credential(insert_credential_, credential);
+  if (Result<void> inserted = insert_credential_.run("insert credential"); !inserted) {
+    Error error = std::move(inserted.error());
+    if (error.code == ErrorCode::kConflict) {
+      error.message = "a credential named " + credential.name + " exists";
+      error.field = "name";
+    }
+    return fail(std::move(error));
+  }
+  return {};
+}
+
+Result<CredentialRecord> SqliteStore::find_credential(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  ScopedReset reset(find_credential_);
+  find_credential_.bind(1, name);
+  Result<bool> row = find_credential_.step("find credential");
+  if (!row) return fail(row.error());
+  if (!*row) return fail(credential_not_found(name));
+  return read_credential(find_credential_);
+}
+
+Result<std::vector<CredentialRecord>> SqliteStore::list_credentials() {
+  std::lock_guard lock(mutex_);
+  ScopedReset reset(list_credentials_);
+  std::vector<CredentialRecord> credentials;
+  for (;;) {
+    Result<bool> row = list_credentials_.step("list credentials");
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    credentials.push_back(read_credential(list_credentials_));
+  }
+  return credentials;
+}
+
+Result<void> SqliteStore::update_credential(const CredentialRecord& credential) {
+  std::lock_guard lock(mutex_);
+  ScopedReset reset(update_credential_);
+  bind_credential(update_credential_, credential);
+  Result<bool> row = update_credential_.step("update credential");
+  if (!row) return fail(row.error());
+  if (!*row) return fail(credential_not_found(credential.name));
+  return update_credential_.run("update credential");
+}
+
+Result<std::vector<std::string>> SqliteStore::keys_using_credential_locked(std::string_view name) {
+  ScopedReset reset(list_credential_users_);
+  list_credential_users_.bind(1, name);
+  return collect_ids(list_credential_users_, "list keys using a credential");
+}
+
+Result<std::vector<std::string>> SqliteStore::keys_using_credential(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  return keys_using_credential_locked(name);
+}
+
+Result<void> SqliteStore::delete_credential(std::string_view name, bool force) {
+  std::lock_guard lock(mutex_);
+  Result<Transaction> transaction = connection_->begin_immediate();
+  if (!transaction) return fail(transaction.error());
+  if (!force) {
+    Result<std::vector<std::string>> users = keys_using_credential_locked(name);
+    if (!users) return fail(users.error());
+    if (!users->empty()) {
+      std::string listed;
+      for (size_t i = 0; i < users->size() && i < 10; ++i) {
+        listed += (i ? ", " : "") + (*users)[i];
+      }
+      if (users->size() > 10) listed += ", …";
+      return fail(Error::client(
+          ErrorCode::kConflict,
+          "the credential " + std::string(name) + " is used by " + std::to_string(users->size()) +
+              (users->size() == 1 ? " key" : " keys") + " (" + listed +
+              "); revoke them first, or force the removal and they fail from their "
+              "next request"));
+    }
+  }
+  ScopedReset reset(delete_credential_);
+  delete_credential_.bind(1, name);
+  Result<bool> row = delete_credential_.step("delete credential");
+  if (!row) return fail(row.error());
+  if (!*row) return fail(credential_not_found(name));
+  if (Result<void> done = delete_credential_.run("delete credential"); !done) {
+    return fail(done.error());
+  }
+  return transaction->commit();
 }
 
 // --- Admin keys ------------------------------------------------------------------------------

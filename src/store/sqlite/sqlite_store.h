@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/sqlite/connection.h"
 #include "store/sqlite/statement.h"
@@ -46,6 +47,12 @@ class SqliteStore final : public Store {
   Result<KeyRecord> find_key(std::string_view id) override;
   Result<KeyPage> list_keys(const KeyFilter& filter) override;
   Result<KeyRecord> set_status(std::string_view id, KeyStatus status, Timestamp now) override;
+  Result<std::vector<std::string>> descendant_ids(std::string_view id) override;
+  Result<int64_t> expire_keys(Timestamp now) override;
+  Result<KeyRecord> rotate_token(std::string_view id, const SecretHash& secret_hash,
+                                 uint32_t seal_version, Timestamp previous_valid_until,
+                                 Timestamp now) override;
+  Result<std::vector<std::string>> keys_sealed_under(uint32_t version, Timestamp now) override;
 
   Result<Reservation> reserve(std::string_view key_id, const Budget& amount,
                               Timestamp now) override;
@@ -54,6 +61,13 @@ class SqliteStore final : public Store {
   Result<KeyRecord> settle(std::string_view reservation_id, const Usage& actual,
                            Timestamp now) override;
   Result<int64_t> settle_orphaned_reservations(Timestamp now) override;
+
+  Result<void> insert_credential(const CredentialRecord& credential) override;
+  Result<CredentialRecord> find_credential(std::string_view name) override;
+  Result<std::vector<CredentialRecord>> list_credentials() override;
+  Result<void> update_credential(const CredentialRecord& credential) override;
+  Result<std::vector<std::string>> keys_using_credential(std::string_view name) override;
+  Result<void> delete_credential(std::string_view name, bool force) override;
 
   Result<void> insert_admin_key(const AdminKeyRecord& key) override;
   Result<AdminKeyRecord> find_admin_key(std::string_view id) override;
@@ -70,6 +84,8 @@ class SqliteStore final : public Store {
 
   // REQUIRES: mutex_ held (all helpers below too).
   Result<std::optional<KeyRecord>> find_key_locked(std::string_view id);
+  // The same, kNotFound when there is none.
+  Result<KeyRecord> existing_key_locked(std::string_view id);
   // Writes the key's status, updated_at and counters.
   Result<void> write_key_state(const KeyRecord& key);
   // Deletes the reservation and returns what it held; nullopt if there is none.
@@ -77,9 +93,28 @@ class SqliteStore final : public Store {
   Result<std::optional<TakenReservation>> take_reservation(std::string_view reservation_id);
   // Inserts a reservation row. REQUIRES: inside a write transaction.
   Result<void> insert_reservation_row(const Reservation& reservation);
-  // Replaces `reserved` by `actual` on the key and applies the exhaustion rule.
+  // The key a taken reservation belongs to. REQUIRES: inside a write transaction.
+  Result<KeyRecord> reserved_key(const TakenReservation& reservation);
+  // In memory: replaces `held` by `actual` on the key and applies the exhaustion rule.
+  Result<void> charge(KeyRecord& key, const Budget& held, const Usage& actual, Timestamp now);
+  // Charges a taken reservation to its key, writes it and its ancestors.
   // REQUIRES: inside a write transaction.
-  Result<KeyRecord> charge(const TakenReservation& reservation, const Usage& actual, Timestamp now);
+  Result<KeyRecord> charge_reservation(const TakenReservation& reservation, const Usage& actual,
+                                       Timestamp now);
+  // After a key changed from `before` to `key` (already written): adds its usage growth to its
+  // parent's, moves the parent's hold to carve_of(key), and so on up to the root key. Sets
+  // key.carved. REQUIRES: inside a write transaction.
+  Result<void> propagate_to_ancestors(const KeyRecord& before, KeyRecord& key, Timestamp now);
+  // Holds a new sub-key's limits on its parent and sets child.carved. REQUIRES: as above.
+  Result<void> carve_from_parent(KeyRecord& child);
+  // Sets one key's status (active becomes exhausted if its budget is used up), writes it and
+  // propagates. REQUIRES: inside a write transaction.
+  Result<void> apply_status(KeyRecord& key, KeyStatus status, Timestamp now);
+  // Descendants of `id`, parents before children.
+  Result<std::vector<std::string>> descendants_locked(std::string_view id);
+  Result<std::vector<std::string>> keys_using_credential_locked(std::string_view name);
+  // The first column of every row of a bound query.
+  Result<std::vector<std::string>> collect_ids(Statement& query, std::string_view operation);
   // The compiled list statement for the filters `filter` uses (compiled on first use).
   Result<Statement*> list_statement(const KeyFilter& filter);
   std::string next_reservation_id();
@@ -96,6 +131,16 @@ class SqliteStore final : public Store {
   Statement insert_admin_key_;
   Statement find_admin_key_;
   Statement count_admin_keys_;
+  Statement list_children_;
+  Statement list_expired_;
+  Statement write_key_token_;
+  Statement list_sealed_under_;
+  Statement insert_credential_;
+  Statement find_credential_;
+  Statement list_credentials_;
+  Statement update_credential_;
+  Statement list_credential_users_;
+  Statement delete_credential_;
   // Indexed by which filters are set: bit 0 status, bit 1 provider, bit 2 name.
   std::array<std::optional<Statement>, 8> list_keys_;
   const uint64_t reservation_id_prefix_;  // random per open, so ids never repeat across opens

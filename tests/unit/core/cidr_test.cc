@@ -39,3 +39,22 @@ TEST(Cidr, RefusesMalformedAndHostBits) {
 
 }  // namespace
 }  // namespace till
+
+namespace till {
+namespace {
+
+TEST(Cidr, ContainsNarrowerRanges) {
+  auto wide = Cidr::parse("10.0.0.0/8", "f");
+  auto narrow = Cidr::parse("10.1.0.0/16", "f");
+  auto other = Cidr::parse("11.0.0.0/16", "f");
+  auto v6 = Cidr::parse("::/0", "f");
+  ASSERT_TRUE(wide && narrow && other && v6);
+  EXPECT_TRUE(wide->contains(*narrow));
+  EXPECT_TRUE(wide->contains(*wide));
+  EXPECT_FALSE(narrow->contains(*wide));
+  EXPECT_FALSE(wide->contains(*other));
+  EXPECT_FALSE(v6->contains(*wide));  // families differ
+}
+
+}  // namespace
+}  // namespace till

@@ -4,12 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/crypto.h"
@@ -316,6 +318,231 @@ TEST_F(MasterKeyTest, EnvironmentKeyMustBe32BytesOfBase64) {
     }
   }
   EXPECT_FALSE(fs::exists(key_file()));
+}
+
+// Every key of `keyring`, by version.
+std::vector<std::pair<uint32_t, std::array<uint8_t, 32>>> keys_of(const MasterKeyring& keyring) {
+  std::vector<std::pair<uint32_t, std::array<uint8_t, 32>>> keys;
+  for (uint32_t v : keyring.versions()) keys.emplace_back(v, keyring.find(v)->key);
+  return keys;
+}
+
+TEST_F(MasterKeyTest, AddVersionAppendsANewRandomKey) {
+  auto first = MasterKeyring::load_or_create(dir_, nullptr);
+  ASSERT_TRUE(first) << first.error().message;
+
+  auto second = MasterKeyring::add_version(dir_);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->versions(), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(second->current().version, 2u);
+  auto third = MasterKeyring::add_version(dir_);
+  ASSERT_TRUE(third) << third.error().message;
+  EXPECT_EQ(third->versions(), (std::vector<uint32_t>{1, 2, 3}));
+  EXPECT_EQ(third->current().version, 3u);
+
+  // The old keys are kept as they were; the new ones are random and distinct.
+  EXPECT_EQ(third->find(1)->key, first->current().key);
+  EXPECT_EQ(third->find(2)->key, second->current().key);
+  EXPECT_NE(third->find(1)->key, third->find(2)->key);
+  EXPECT_NE(third->find(2)->key, third->find(3)->key);
+  EXPECT_NE(third->find(1)->key, third->find(3)->key);
+  EXPECT_NE(third->find(3)->key, (std::array<uint8_t, 32>{}));
+
+  EXPECT_EQ(mode_of(key_file()), 0600u);
+  auto reloaded = MasterKeyring::load_or_create(dir_, nullptr);
+  ASSERT_TRUE(reloaded) << reloaded.error().message;
+  EXPECT_EQ(keys_of(*reloaded), keys_of(*third));
+  EXPECT_EQ(reloaded->current().version, 3u);
+
+  // No temporary file is left behind.
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(MasterKeyTest, VersionsAreAscending) {
+  auto keyring = MasterKeyring::from_keys(
+      {MasterKey{.version = 9}, MasterKey{.version = 2}, MasterKey{.version = 4}});
+  ASSERT_TRUE(keyring);
+  EXPECT_EQ(keyring->versions(), (std::vector<uint32_t>{2, 4, 9}));
+}
+
+TEST_F(MasterKeyTest, AddVersionFollowsTheHighestVersion) {
+  auto a = random_key(), b = random_key();
+  write_key_file("till-master-key v7 " + b64(a) + "\ntill-master-key v3 " + b64(b) + "\n");
+  auto keyring = MasterKeyring::add_version(dir_);
+  ASSERT_TRUE(keyring) << keyring.error().message;
+  EXPECT_EQ(keyring->versions(), (std::vector<uint32_t>{3, 7, 8}));
+  EXPECT_EQ(keyring->find(7)->key, a);
+  EXPECT_EQ(keyring->find(3)->key, b);
+}
+
+TEST_F(MasterKeyTest, RotationKeepsCommentLines) {
+  auto a = random_key(), b = random_key();
+  // CRLF line ends, indentation, and no line break at the end of the file.
+  const std::string original =
+      "# till master key: keep it secret\r\n\r\n# old one:\n"
+      "till-master-key v1 " +
+      b64(a) +
+      "\r\n  # current:\n"
+      "till-master-key v2 " +
+      b64(b);
+  write_key_file(original);
+
+  auto added = MasterKeyring::add_version(dir_);
+  ASSERT_TRUE(added) << added.error().message;
+  std::string text = read_text(key_file());
+  EXPECT_TRUE(text.starts_with(original + "\n")) << text;
+  EXPECT_TRUE(text.ends_with("\ntill-master-key v3 " + b64(added->current().key) + "\n")) << text;
+
+  auto removed = MasterKeyring::remove_version(dir_, 1);
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_EQ(read_text(key_file()),
+            "# till master key: keep it secret\r\n\r\n# old one:\n  # current:\n"
+            "till-master-key v2 " +
+                b64(b) + "\ntill-master-key v3 " + b64(added->current().key) + "\n");
+  EXPECT_EQ(mode_of(key_file()), 0600u);
+}
+
+TEST_F(MasterKeyTest, RemoveVersionRetiresAnOldKey) {
+  ASSERT_TRUE(MasterKeyring::load_or_create(dir_, nullptr));
+  ASSERT_TRUE(MasterKeyring::add_version(dir_));
+  auto three = MasterKeyring::add_version(dir_);
+  ASSERT_TRUE(three);
+
+  auto removed = MasterKeyring::remove_version(dir_, 1);
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_EQ(removed->versions(), (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(removed->find(1), nullptr);
+
+  auto reloaded = MasterKeyring::load_or_create(dir_, nullptr);
+  ASSERT_TRUE(reloaded) << reloaded.error().message;
+  EXPECT_EQ(reloaded->versions(), (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(reloaded->find(1), nullptr);
+  EXPECT_EQ(reloaded->find(2)->key, three->find(2)->key);
+  EXPECT_EQ(reloaded->find(3)->key, three->find(3)->key);
+  EXPECT_EQ(mode_of(key_file()), 0600u);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+
+  // A removed version is unknown from then on; a new one never reuses a retired number.
+  auto again = MasterKeyring::remove_version(dir_, 1);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(MasterKeyring::remove_version(dir_, 2));
+  auto four = MasterKeyring::add_version(dir_);
+  ASSERT_TRUE(four);
+  EXPECT_EQ(four->versions(), (std::vector<uint32_t>{3, 4}));
+}
+
+TEST_F(MasterKeyTest, RemoveVersionRefusesTheCurrentVersion) {
+  ASSERT_TRUE(MasterKeyring::load_or_create(dir_, nullptr));
+  ASSERT_TRUE(MasterKeyring::add_version(dir_));
+  auto keyring = MasterKeyring::add_version(dir_);
+  ASSERT_TRUE(keyring);
+  const std::string before = read_text(key_file());
+
+  auto removed = MasterKeyring::remove_version(dir_, 3);
+  ASSERT_FALSE(removed);
+  EXPECT_EQ(removed.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(removed.error().message,
+            "master key v3 is the current one; rotate to a new version before retiring it");
+  EXPECT_EQ(read_text(key_file()), before);
+
+  // A lone key is the current one too.
+  fs::remove(key_file());
+  ASSERT_TRUE(MasterKeyring::load_or_create(dir_, nullptr));
+  auto lone = MasterKeyring::remove_version(dir_, 1);
+  ASSERT_FALSE(lone);
+  EXPECT_EQ(lone.error().code, ErrorCode::kConflict);
+}
+
+TEST_F(MasterKeyTest, RemoveVersionRefusesAnUnknownVersion) {
+  auto keyring = MasterKeyring::load_or_create(dir_, nullptr);
+  ASSERT_TRUE(keyring);
+  ASSERT_TRUE(MasterKeyring::add_version(dir_));
+  const std::string before = read_text(key_file());
+  for (uint32_t version : {0u, 3u, 17u, UINT32_MAX}) {
+    auto removed = MasterKeyring::remove_version(dir_, version);
+    ASSERT_FALSE(removed) << version;
+    EXPECT_EQ(removed.error().code, ErrorCode::kNotFound);
+    EXPECT_NE(removed.error().message.find("v" + std::to_string(version)), std::string::npos)
+        << removed.error().message;
+    EXPECT_NE(removed.error().message.find(key_file().string()), std::string::npos);
+    expect_no_key_material(removed.error().message, keyring->current().key);
+  }
+  EXPECT_EQ(read_text(key_file()), before);
+}
+
+TEST_F(MasterKeyTest, RotationRefusesAFileLoadWouldRefuse) {
+  auto created = MasterKeyring::load_or_create(dir_, nullptr);
+  ASSERT_TRUE(created);
+  ASSERT_TRUE(MasterKeyring::add_version(dir_));
+  ASSERT_EQ(::chmod(key_file().c_str(), 0640), 0);
+  const std::string before = read_text(key_file());
+  for (auto rotate : {+[](const fs::path& d) { return MasterKeyring::add_version(d); },
+                      +[](const fs::path& d) { return MasterKeyring::remove_version(d, 1); }}) {
+    auto keyring = rotate(dir_);
+    ASSERT_FALSE(keyring);
+    EXPECT_EQ(keyring.error().code, ErrorCode::kInternal);
+    EXPECT_NE(keyring.error().message.find("(mode 0640)"), std::string::npos)
+        << keyring.error().message;
+    EXPECT_NE(keyring.error().message.find("run: chmod 600 " + key_file().string()),
+              std::string::npos);
+    expect_no_key_material(keyring.error().message, created->current().key);
+  }
+  EXPECT_EQ(read_text(key_file()), before);
+  EXPECT_EQ(mode_of(key_file()), 0640u);
+
+  // A malformed file is refused the same way as by load_or_create, and left alone.
+  write_key_file("till-master-key v1 " + b64(random_key()) + "\ntill-master-key v2\n");
+  auto malformed = MasterKeyring::add_version(dir_);
+  ASSERT_FALSE(malformed);
+  EXPECT_EQ(malformed.error().message, load_error().message);
+  EXPECT_NE(malformed.error().message.find("line 2 is malformed"), std::string::npos);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(MasterKeyTest, AddVersionNeedsAnExistingFile) {
+  for (const fs::path& data : {dir_, dir_ / "missing"}) {
+    auto keyring = MasterKeyring::add_version(data);
+    ASSERT_FALSE(keyring);
+    EXPECT_EQ(keyring.error().code, ErrorCode::kInternal);
+    EXPECT_NE(keyring.error().message.find((data / "master.key").string() + " does not exist"),
+              std::string::npos)
+        << keyring.error().message;
+    EXPECT_EQ(keyring.error().message.find('\n'), std::string::npos);
+    auto removed = MasterKeyring::remove_version(data, 1);
+    ASSERT_FALSE(removed);
+    EXPECT_EQ(removed.error().code, ErrorCode::kInternal);
+  }
+  EXPECT_FALSE(fs::exists(key_file()));
+  EXPECT_FALSE(fs::exists(dir_ / "missing"));
+}
+
+TEST_F(MasterKeyTest, ConcurrentAddVersionsLoseNoKey) {
+  ASSERT_TRUE(MasterKeyring::load_or_create(dir_, nullptr));
+  constexpr int kThreads = 6;
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::array<uint8_t, 32>> added(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto keyring = MasterKeyring::add_version(dir_);
+      if (keyring) {
+        added[t] = keyring->current().key;
+      } else {
+        errors[t] = keyring.error().message;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const std::string& error : errors) EXPECT_EQ(error, "");
+  auto keyring = MasterKeyring::load_or_create(dir_, nullptr);
+  ASSERT_TRUE(keyring);
+  EXPECT_EQ(keyring->versions(), (std::vector<uint32_t>{1, 2, 3, 4, 5, 6, 7}));
+  for (const auto& key : added) {
+    int found = 0;
+    for (uint32_t v : keyring->versions()) found += keyring->find(v)->key == key ? 1 : 0;
+    EXPECT_EQ(found, 1);
+  }
 }
 
 TEST(MasterKeyringTest, FromKeysValidates) {

@@ -9,23 +9,15 @@
 
 #include "core/crypto.h"
 #include "core/master_key.h"
+#include "unit/core/test_master_keys.h"
 
 namespace till {
 namespace {
 
 constexpr std::string_view kCredential = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789";
 
-MasterKey random_master_key(uint32_t version) {
-  MasterKey key{.version = version};
-  crypto::random_bytes(key.key);
-  return key;
-}
-
-MasterKeyring keyring_of(std::vector<MasterKey> keys) {
-  auto keyring = MasterKeyring::from_keys(std::move(keys));
-  EXPECT_TRUE(keyring);
-  return std::move(*keyring);
-}
+using test::keyring_of;
+using test::random_master_key;
 
 IssuedToken issue(TokenKind kind, const MasterKey* seal_key,
                   std::string_view credential = kCredential) {

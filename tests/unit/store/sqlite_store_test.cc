@@ -133,6 +133,38 @@ TEST_F(SqliteStoreTest, UsesWalJournalAndRecordsAppliedMigrations) {
             std::vector<std::string>{std::to_string(versions.size())});
 }
 
+TEST_F(SqliteStoreTest, UpgradesAVersionOneDatabase) {
+  {
+    Result<std::unique_ptr<sqlite::Connection>> connection =
+        sqlite::Connection::open(path_, std::chrono::seconds(5));
+    ASSERT_OK(connection);
+    ASSERT_OK(sqlite::apply_migrations(**connection, from_unix_ms(1), 1));
+  }
+  {
+    RawDb raw;
+    open_raw(raw);
+    // A sealed key and a vault key as version 1 stored them.
+    exec(raw,
+         "INSERT INTO keys (id, seq, name, provider, metadata_json, status, secret_hash, models, "
+         "allowed_cidrs, created_at_ms, updated_at_ms, credential) VALUES "
+         "('key_sealed', 1, '', 'openai', '{}', 'active', zeroblob(32), '[]', '[]', 1000, 2000, "
+         "NULL), ('key_vault', 2, '', 'openai', '{}', 'active', zeroblob(32), '[]', '[]', 1000, "
+         "2000, 'main')");
+  }
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+  ASSERT_OK(store);
+  Result<KeyRecord> sealed = (*store)->find_key("key_sealed");
+  Result<KeyRecord> vault = (*store)->find_key("key_vault");
+  ASSERT_OK(sealed);
+  ASSERT_OK(vault);
+  EXPECT_EQ(sealed->seal_version, 1u);  // every token was sealed under version 1 then
+  EXPECT_EQ(vault->seal_version, 0u);
+  EXPECT_EQ(sealed->rotated_at, from_unix_ms(1000));
+  EXPECT_FALSE(sealed->previous_token);
+  EXPECT_FALSE(sealed->rotate_every);
+  EXPECT_EQ(sealed->carved, Budget{});
+}
+
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerTill) {
   {
     Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);

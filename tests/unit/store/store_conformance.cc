@@ -773,8 +773,8 @@ TEST_P(StoreConformanceTest, ResizeChargesConsumedAndHoldsTheNewAmount) {
   ASSERT_OK(store_->insert_key(new_key("key_r", Limits{10, 1000, Money::from_nanos(1000)})));
   Result<Reservation> lease = store_->reserve("key_r", Budget{4, 400, Money::from_nanos(400)}, kT0);
   ASSERT_OK(lease);
-  const Usage consumed{.requests = 2, .input_tokens = 100, .output_tokens = 50,
-                       .spend = Money::from_nanos(120)};
+  const Usage consumed{
+      .requests = 2, .input_tokens = 100, .output_tokens = 50, .spend = Money::from_nanos(120)};
   Result<KeyRecord> grown =
       store_->resize(lease->id, consumed, Budget{6, 700, Money::from_nanos(800)}, kT0 + 1s);
   ASSERT_OK(grown);
@@ -1129,6 +1129,367 @@ TEST_P(StoreConformanceTest, AdminKeysRoundTripAndCountOnlyUnrevoked) {
   EXPECT_TRUE(fails_with(store_->find_admin_key("adm_missing"), ErrorCode::kNotFound));
   // Admin keys and scoped keys are separate namespaces.
   EXPECT_TRUE(fails_with(store_->find_key("adm_first"), ErrorCode::kNotFound));
+}
+
+// --- Sub-keys --------------------------------------------------------------------------------
+
+constexpr int64_t kDollar = 1'000'000'000;  // nano-dollars
+
+KeyRecord sub_key(std::string id, std::string parent, Limits limits) {
+  KeyRecord key = new_key(std::move(id), limits);
+  key.parent_id = std::move(parent);
+  return key;
+}
+
+Limits spend_limit(int64_t nanos, std::optional<int64_t> requests = std::nullopt) {
+  return Limits{requests, std::nullopt, Money::from_nanos(nanos)};
+}
+
+TEST_P(StoreConformanceTest, SubKeysAreCarvedFromTheParentsRemainingBudget) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent", spend_limit(kDollar, 100))));
+  ASSERT_OK(store_->insert_key(sub_key("key_a", "key_parent", spend_limit(kDollar * 4 / 10, 10))));
+  ASSERT_OK(store_->insert_key(sub_key("key_b", "key_parent", spend_limit(kDollar * 4 / 10, 10))));
+  Result<KeyRecord> parent = store_->find_key("key_parent");
+  ASSERT_OK(parent);
+  EXPECT_EQ(parent->reserved, (Budget{20, 0, Money::from_nanos(kDollar * 8 / 10)}));
+  Result<KeyRecord> a = store_->find_key("key_a");
+  ASSERT_OK(a);
+  EXPECT_EQ(a->carved, (Budget{10, 0, Money::from_nanos(kDollar * 4 / 10)}));
+
+  // $0.20 is left: a third child of $0.40 does not fit, and nothing changes.
+  Result<void> third =
+      store_->insert_key(sub_key("key_c", "key_parent", spend_limit(kDollar * 4 / 10, 10)));
+  ASSERT_TRUE(fails_with(third, ErrorCode::kLimitExhausted));
+  EXPECT_EQ(third.error().field, "max_spend");
+  EXPECT_TRUE(fails_with(store_->find_key("key_c"), ErrorCode::kNotFound));
+  Result<KeyRecord> unchanged = store_->find_key("key_parent");
+  ASSERT_OK(unchanged);
+  EXPECT_EQ(unchanged->reserved, parent->reserved);
+  // Exactly what is left still fits; the parent cannot reserve beyond it afterwards.
+  ASSERT_OK(store_->insert_key(sub_key("key_c", "key_parent", spend_limit(kDollar * 2 / 10, 10))));
+  EXPECT_TRUE(fails_with(store_->reserve("key_parent", Budget{1, 0, Money::from_nanos(1)}, kT0),
+                         ErrorCode::kLimitExhausted));
+}
+
+TEST_P(StoreConformanceTest, SubKeyMustLimitWhatItsParentLimits) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent", Limits{10, std::nullopt, std::nullopt})));
+  Result<void> unlimited = store_->insert_key(sub_key("key_child", "key_parent", Limits{}));
+  ASSERT_TRUE(fails_with(unlimited, ErrorCode::kInvalidRequest));
+  EXPECT_EQ(unlimited.error().field, "max_requests");
+  // A dimension the parent does not limit may stay unlimited; it carves nothing.
+  ASSERT_OK(store_->insert_key(sub_key("key_child", "key_parent", Limits{3, std::nullopt, {}})));
+  Result<KeyRecord> parent = store_->find_key("key_parent");
+  ASSERT_OK(parent);
+  EXPECT_EQ(parent->reserved, (Budget{3, 0, Money{}}));
+}
+
+TEST_P(StoreConformanceTest, SubKeyOfAnInactiveParentIsRefused) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent")));
+  ASSERT_OK(store_->set_status("key_parent", KeyStatus::kSuspended, kT0));
+  EXPECT_TRUE(fails_with(store_->insert_key(sub_key("key_child", "key_parent", Limits{})),
+                         ErrorCode::kKeySuspended));
+}
+
+TEST_P(StoreConformanceTest, SubKeyUsageCountsOnEveryAncestor) {
+  ASSERT_OK(store_->insert_key(new_key("key_root", spend_limit(kDollar, 100))));
+  ASSERT_OK(store_->insert_key(sub_key("key_mid", "key_root", spend_limit(kDollar / 2, 50))));
+  ASSERT_OK(store_->insert_key(sub_key("key_leaf", "key_mid", spend_limit(kDollar / 10, 5))));
+
+  Result<Reservation> held =
+      store_->reserve("key_leaf", Budget{1, 0, Money::from_nanos(1000)}, kT0);
+  ASSERT_OK(held);
+  Usage actual{
+      .requests = 1, .input_tokens = 7, .output_tokens = 3, .spend = Money::from_nanos(600)};
+  ASSERT_OK(store_->settle(held->id, actual, kT0 + 1s));
+
+  for (const char* id : {"key_leaf", "key_mid", "key_root"}) {
+    Result<KeyRecord> key = store_->find_key(id);
+    ASSERT_OK(key);
+    EXPECT_EQ(key->used, actual) << id;
+  }
+  // Each parent's used + reserved is what it was: the child's spending moved from the carve
+  // into used.
+  Result<KeyRecord> root = store_->find_key("key_root");
+  Result<KeyRecord> mid = store_->find_key("key_mid");
+  ASSERT_OK(root);
+  ASSERT_OK(mid);
+  EXPECT_EQ(mid->reserved, (Budget{4, 0, Money::from_nanos(kDollar / 10 - 600)}));
+  EXPECT_EQ(root->reserved, (Budget{49, 0, Money::from_nanos(kDollar / 2 - 600)}));
+  EXPECT_EQ(mid->carved, root->reserved);
+}
+
+TEST_P(StoreConformanceTest, RevokedSubKeyReturnsWhatItDidNotUse) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent", spend_limit(kDollar))));
+  ASSERT_OK(store_->insert_key(sub_key("key_child", "key_parent", spend_limit(kDollar * 4 / 10))));
+  Result<Reservation> in_flight =
+      store_->reserve("key_child", Budget{1, 0, Money::from_nanos(1000)}, kT0);
+  ASSERT_OK(in_flight);
+
+  ASSERT_OK(store_->set_status("key_child", KeyStatus::kRevoked, kT0 + 1s));
+  // Only the request in flight is still held for the child.
+  Result<KeyRecord> parent = store_->find_key("key_parent");
+  ASSERT_OK(parent);
+  EXPECT_EQ(parent->reserved.spend, Money::from_nanos(1000));
+  ASSERT_OK(store_->settle(in_flight->id, Usage{.requests = 1, .spend = Money::from_nanos(400)},
+                           kT0 + 2s));
+  parent = store_->find_key("key_parent");
+  ASSERT_OK(parent);
+  EXPECT_EQ(parent->reserved, Budget{});
+  EXPECT_EQ(parent->used.spend, Money::from_nanos(400));
+  EXPECT_EQ(parent->used.requests, 1);
+}
+
+TEST_P(StoreConformanceTest, ExhaustedSubKeyReturnsItsOtherDimensions) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent", spend_limit(kDollar, 100))));
+  ASSERT_OK(store_->insert_key(sub_key("key_child", "key_parent", spend_limit(kDollar / 2, 1))));
+  Result<Reservation> only = store_->reserve("key_child", Budget{1, 0, Money::from_nanos(10)}, kT0);
+  ASSERT_OK(only);
+  Result<KeyRecord> child =
+      store_->settle(only->id, Usage{.requests = 1, .spend = Money::from_nanos(10)}, kT0);
+  ASSERT_OK(child);
+  EXPECT_EQ(child->status, KeyStatus::kExhausted);
+  Result<KeyRecord> parent = store_->find_key("key_parent");
+  ASSERT_OK(parent);
+  EXPECT_EQ(parent->reserved, Budget{});
+  EXPECT_EQ(parent->used.spend, Money::from_nanos(10));
+}
+
+TEST_P(StoreConformanceTest, StatusChangesFollowDownTheTree) {
+  ASSERT_OK(store_->insert_key(new_key("key_root", spend_limit(kDollar))));
+  ASSERT_OK(store_->insert_key(sub_key("key_mid", "key_root", spend_limit(kDollar / 2))));
+  ASSERT_OK(store_->insert_key(sub_key("key_leaf", "key_mid", spend_limit(kDollar / 4))));
+  ASSERT_OK(store_->insert_key(sub_key("key_other", "key_root", spend_limit(kDollar / 4))));
+  Result<std::vector<std::string>> descendants = store_->descendant_ids("key_root");
+  ASSERT_OK(descendants);
+  EXPECT_EQ(std::set<std::string>(descendants->begin(), descendants->end()),
+            (std::set<std::string>{"key_mid", "key_leaf", "key_other"}));
+
+  auto status_of = [&](const char* id) {
+    Result<KeyRecord> key = store_->find_key(id);
+    return key ? key->status : KeyStatus::kActive;
+  };
+  ASSERT_OK(store_->set_status("key_mid", KeyStatus::kSuspended, kT0 + 1s));
+  EXPECT_EQ(status_of("key_leaf"), KeyStatus::kSuspended);
+  EXPECT_EQ(status_of("key_other"), KeyStatus::kActive);
+  // A child cannot be resumed under a suspended parent; resuming the parent resumes it.
+  EXPECT_TRUE(fails_with(store_->set_status("key_leaf", KeyStatus::kActive, kT0 + 2s),
+                         ErrorCode::kConflict));
+  ASSERT_OK(store_->set_status("key_mid", KeyStatus::kActive, kT0 + 3s));
+  EXPECT_EQ(status_of("key_leaf"), KeyStatus::kActive);
+
+  Result<KeyRecord> root = store_->set_status("key_root", KeyStatus::kRevoked, kT0 + 4s);
+  ASSERT_OK(root);
+  for (const char* id : {"key_root", "key_mid", "key_leaf", "key_other"}) {
+    EXPECT_EQ(status_of(id), KeyStatus::kRevoked) << id;
+  }
+  EXPECT_EQ(root->reserved, Budget{});  // everything came back
+}
+
+TEST_P(StoreConformanceTest, ExpireKeysReturnsExpiredSubKeysBudget) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent", spend_limit(kDollar))));
+  KeyRecord child = sub_key("key_child", "key_parent", spend_limit(kDollar / 2));
+  child.expires_at = kT0 + 1h;
+  ASSERT_OK(store_->insert_key(child));
+
+  Result<int64_t> none = store_->expire_keys(kT0 + 59min);
+  ASSERT_OK(none);
+  EXPECT_EQ(*none, 0);
+  Result<int64_t> one = store_->expire_keys(kT0 + 1h);
+  ASSERT_OK(one);
+  EXPECT_EQ(*one, 1);
+  Result<KeyRecord> expired = store_->find_key("key_child");
+  ASSERT_OK(expired);
+  EXPECT_EQ(expired->status, KeyStatus::kExpired);
+  Result<KeyRecord> parent = store_->find_key("key_parent");
+  ASSERT_OK(parent);
+  EXPECT_EQ(parent->reserved, Budget{});
+  Result<int64_t> again = store_->expire_keys(kT0 + 2h);
+  ASSERT_OK(again);
+  EXPECT_EQ(*again, 0);
+}
+
+TEST_P(StoreConformanceTest, CrashChargesSubKeyLeasesToTheParentToo) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent", spend_limit(kDollar))));
+  ASSERT_OK(store_->insert_key(sub_key("key_child", "key_parent", spend_limit(kDollar / 2))));
+  ASSERT_OK(store_->reserve("key_child", Budget{2, 0, Money::from_nanos(5000)}, kT0));
+  reopen();
+  Result<int64_t> settled = store_->settle_orphaned_reservations(kT0 + 1s);
+  ASSERT_OK(settled);
+  EXPECT_EQ(*settled, 1);
+  Result<KeyRecord> parent = store_->find_key("key_parent");
+  ASSERT_OK(parent);
+  EXPECT_EQ(parent->used.spend, Money::from_nanos(5000));
+  EXPECT_EQ(parent->used.requests, 2);
+  EXPECT_EQ(parent->used.spend + parent->reserved.spend, Money::from_nanos(kDollar / 2));
+}
+
+// --- Token rotation ----------------------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, RotateTokenKeepsThePreviousOneForItsGrace) {
+  KeyRecord key = new_key("key_rot", Limits{10, std::nullopt, std::nullopt});
+  key.secret_hash.fill(1);
+  key.seal_version = 1;
+  key.rotate_every = 7 * 24h;
+  ASSERT_OK(store_->insert_key(key));
+  Result<Reservation> held = store_->reserve("key_rot", Budget{1, 0, Money{}}, kT0);
+  ASSERT_OK(held);
+  ASSERT_OK(store_->settle(held->id, Usage{.requests = 1}, kT0));
+
+  SecretHash second;
+  second.fill(2);
+  Result<KeyRecord> rotated = store_->rotate_token("key_rot", second, 2, kT0 + 10min, kT0 + 1s);
+  ASSERT_OK(rotated);
+  EXPECT_EQ(rotated->secret_hash, second);
+  EXPECT_EQ(rotated->seal_version, 2u);
+  EXPECT_EQ(rotated->rotated_at, kT0 + 1s);
+  EXPECT_EQ(rotated->rotation_due_at(), kT0 + 1s + 7 * 24h);
+  ASSERT_TRUE(rotated->previous_token);
+  EXPECT_EQ(rotated->previous_token->secret_hash, key.secret_hash);
+  EXPECT_EQ(rotated->previous_token->seal_version, 1u);
+  EXPECT_EQ(rotated->previous_token->valid_until, kT0 + 10min);
+  EXPECT_EQ(rotated->used.requests, 1);  // counters are the key's, not the token's
+
+  reopen();
+  Result<KeyRecord> found = store_->find_key("key_rot");
+  ASSERT_OK(found);
+  EXPECT_EQ(found->secret_hash, second);
+  EXPECT_EQ(found->previous_token, rotated->previous_token);
+  EXPECT_EQ(found->rotate_every, key.rotate_every);
+  EXPECT_EQ(found->used.requests, 1);
+
+  // No grace: nothing is kept, and the earlier previous token is gone too.
+  SecretHash third;
+  third.fill(3);
+  Result<KeyRecord> again = store_->rotate_token("key_rot", third, 2, kT0 + 2s, kT0 + 2s);
+  ASSERT_OK(again);
+  EXPECT_FALSE(again->previous_token);
+
+  ASSERT_OK(store_->set_status("key_rot", KeyStatus::kRevoked, kT0 + 3s));
+  EXPECT_TRUE(
+      fails_with(store_->rotate_token("key_rot", second, 2, kT0, kT0 + 4s), ErrorCode::kConflict));
+  EXPECT_TRUE(
+      fails_with(store_->rotate_token("key_missing", second, 2, kT0, kT0), ErrorCode::kNotFound));
+}
+
+TEST_P(StoreConformanceTest, KeysSealedUnderAVersion) {
+  KeyRecord v1 = new_key("key_v1");
+  v1.seal_version = 1;
+  KeyRecord v2 = new_key("key_v2");
+  v2.seal_version = 2;
+  KeyRecord vault = new_key("key_vault");
+  vault.credential = "openai-prod";
+  KeyRecord gone = new_key("key_gone");
+  gone.seal_version = 1;
+  KeyRecord old = new_key("key_old");
+  old.seal_version = 1;
+  old.expires_at = kT0 + 1s;
+  for (const KeyRecord* key : {&v1, &v2, &vault, &gone, &old}) ASSERT_OK(store_->insert_key(*key));
+  ASSERT_OK(store_->set_status("key_gone", KeyStatus::kRevoked, kT0));
+
+  Result<std::vector<std::string>> under_1 = store_->keys_sealed_under(1, kT0 + 1min);
+  ASSERT_OK(under_1);
+  EXPECT_EQ(*under_1, std::vector<std::string>{"key_v1"});
+
+  // A rotation moves key_v1 to version 2; its old token still needs version 1 during the grace.
+  ASSERT_OK(store_->rotate_token("key_v1", SecretHash{}, 2, kT0 + 10min, kT0 + 1min));
+  under_1 = store_->keys_sealed_under(1, kT0 + 2min);
+  ASSERT_OK(under_1);
+  EXPECT_EQ(*under_1, std::vector<std::string>{"key_v1"});
+  under_1 = store_->keys_sealed_under(1, kT0 + 10min);
+  ASSERT_OK(under_1);
+  EXPECT_TRUE(under_1->empty());
+  Result<std::vector<std::string>> under_2 = store_->keys_sealed_under(2, kT0 + 10min);
+  ASSERT_OK(under_2);
+  EXPECT_EQ(*under_2, (std::vector<std::string>{"key_v1", "key_v2"}));
+}
+
+// --- Vault credentials -------------------------------------------------------------------------
+
+CredentialRecord new_credential(std::string name) {
+  CredentialRecord credential;
+  credential.name = std::move(name);
+  credential.provider = "openai";
+  credential.master_key_version = 1;
+  credential.wrapped_key = {1, 2, 3};
+  credential.sealed_secret = {4, 5, 6, 7};
+  credential.rotate_every = 30 * 24h;
+  credential.created_at = kT0;
+  credential.rotated_at = kT0;
+  credential.updated_at = kT0;
+  return credential;
+}
+
+void expect_same_credential(const CredentialRecord& actual, const CredentialRecord& expected) {
+  EXPECT_EQ(actual.name, expected.name);
+  EXPECT_EQ(actual.provider, expected.provider);
+  EXPECT_EQ(actual.master_key_version, expected.master_key_version);
+  EXPECT_EQ(actual.wrapped_key, expected.wrapped_key);
+  EXPECT_EQ(actual.sealed_secret, expected.sealed_secret);
+  EXPECT_EQ(actual.rotate_every, expected.rotate_every);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.rotated_at, expected.rotated_at);
+  EXPECT_EQ(actual.updated_at, expected.updated_at);
+}
+
+TEST_P(StoreConformanceTest, CredentialsRoundTripAndUpdate) {
+  CredentialRecord prod = new_credential("openai-prod");
+  CredentialRecord backup = new_credential("anthropic.backup");
+  backup.provider = "anthropic";
+  backup.rotate_every = std::nullopt;
+  ASSERT_OK(store_->insert_credential(prod));
+  ASSERT_OK(store_->insert_credential(backup));
+  EXPECT_TRUE(fails_with(store_->insert_credential(prod), ErrorCode::kConflict));
+
+  reopen();
+  Result<CredentialRecord> found = store_->find_credential("openai-prod");
+  ASSERT_OK(found);
+  expect_same_credential(*found, prod);
+  Result<std::vector<CredentialRecord>> all = store_->list_credentials();
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "anthropic.backup");  // by name
+  expect_same_credential((*all)[1], prod);
+
+  CredentialRecord replaced = prod;
+  replaced.master_key_version = 2;
+  replaced.wrapped_key = {9};
+  replaced.sealed_secret = {8, 8};
+  replaced.rotated_at = kT0 + 1h;
+  replaced.updated_at = kT0 + 1h;
+  replaced.created_at = kT0 + 5h;  // ignored: creation time is kept
+  ASSERT_OK(store_->update_credential(replaced));
+  found = store_->find_credential("openai-prod");
+  ASSERT_OK(found);
+  replaced.created_at = kT0;
+  expect_same_credential(*found, replaced);
+
+  EXPECT_TRUE(
+      fails_with(store_->update_credential(new_credential("missing")), ErrorCode::kNotFound));
+  EXPECT_TRUE(fails_with(store_->find_credential("missing"), ErrorCode::kNotFound));
+}
+
+TEST_P(StoreConformanceTest, CredentialInUseIsRemovedOnlyByForce) {
+  ASSERT_OK(store_->insert_credential(new_credential("openai-prod")));
+  KeyRecord user = new_key("key_user");
+  user.credential = "openai-prod";
+  KeyRecord revoked = new_key("key_revoked");
+  revoked.credential = "openai-prod";
+  ASSERT_OK(store_->insert_key(user));
+  ASSERT_OK(store_->insert_key(revoked));
+  ASSERT_OK(store_->set_status("key_revoked", KeyStatus::kRevoked, kT0));
+
+  Result<std::vector<std::string>> users = store_->keys_using_credential("openai-prod");
+  ASSERT_OK(users);
+  EXPECT_EQ(*users, std::vector<std::string>{"key_user"});
+
+  Result<void> refused = store_->delete_credential("openai-prod", false);
+  ASSERT_TRUE(fails_with(refused, ErrorCode::kConflict));
+  EXPECT_NE(refused.error().message.find("key_user"), std::string::npos);
+  ASSERT_OK(store_->find_credential("openai-prod"));
+
+  ASSERT_OK(store_->delete_credential("openai-prod", true));
+  EXPECT_TRUE(fails_with(store_->find_credential("openai-prod"), ErrorCode::kNotFound));
+  EXPECT_TRUE(fails_with(store_->delete_credential("openai-prod", true), ErrorCode::kNotFound));
 }
 
 }  // namespace
