@@ -280,7 +280,8 @@ Result<HttpResponse> ControlPlane::show_key(std::string_view id) {
 Result<HttpResponse> ControlPlane::change_status(std::string_view id, KeyStatus status) {
   auto descendants = store_.descendant_ids(id);
   if (!descendants) return fail(key_error(descendants.error(), id));
-  // In-flight usage is written first, so a revoked sub-key returns exactly what it did not use.
+  // Usage not yet written goes first, so a revoked sub-key returns exactly what it did not use.
+  (void)ledger_.flush(id);
   for (const std::string& descendant : *descendants) (void)ledger_.flush(descendant);
   auto changed = store_.set_status(id, status, clock_.now());
   keys_.invalidate(id);

@@ -52,7 +52,8 @@ int run_env(const EnvOptions& o) {
     if (!created) return report_error(created.error());
     key = std::string(created->as_object().at("key").as_string());
     provider_name = std::string(created->as_object().at("provider").as_string());
-    std::cerr << "till: created " << created->as_object().at("id").as_string() << "\n";
+    std::cerr << "till: created " << std::string_view(created->as_object().at("id").as_string())
+              << "\n";
   } else {
     if (key.empty()) {
       std::cerr << "till: give a key (till_sk_…), or --create with key options\n";

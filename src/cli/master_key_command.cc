@@ -4,6 +4,7 @@
 // older versions keep working until they are rotated. Retiring a version removes it from
 // master.key, which is refused while any live key's token or any vault credential still needs it.
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -53,6 +54,12 @@ Result<DataDir> open_for_master_key(const std::string& data_dir) {
         "the master key comes from TILL_MASTER_KEY, which holds one version only; unset it to "
         "manage the versions in " +
             data_dir + "/master.key"));
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(data_dir) / MasterKeyring::kFileName, ec)) {
+    return fail(Error::client(ErrorCode::kNotFound,
+                              "there is no " + std::string(MasterKeyring::kFileName) + " in " +
+                                  data_dir + "; is it a till data dir? (--data-dir)"));
   }
   return open_data_dir(data_dir);
 }

@@ -272,7 +272,7 @@ Error BudgetLedger::refusal(const KeyRecord& key, const Error& store_error, cons
                          "till: this request may need up to " + describe(d, d.wanted) +
                              " but key " + k.id + " has only " + describe(d, left) + " of its " +
                              describe(d, *d.limit) +
-                             " limit left (some may be held by requests in flight); ask for "
+                             " limit left (some may be held by requests in flight or by sub-keys); ask for "
                              "less, or for a new key",
                          d.field);
   }

@@ -169,7 +169,7 @@ test('sub-keys: carved from the parent; usage counts on both; revoking returns a
   const third = await child(parent.key, { max_spend_usd: '0.40' });
   assert.equal(third.status, 402, third.text);
   assert.equal(third.json.error.code, 'limit_exhausted');
-  assert.match(third.json.error.message, /max_spend/);
+  assert.match(third.json.error.message, /max_spend: the parent key key_\w+ has only \$0\.20* left, not \$0\.40* for this sub-key/);
   assert.equal(Number((await keyState(env.server, parent.id)).remaining.spend_usd), 0.2);
 
   // The child calls the provider with the parent's upstream credential; its spend shows on the parent.

@@ -76,6 +76,13 @@ test('rotate, keep old tokens working, retire only when nothing needs the old ve
   await server.stop();
 });
 
+test('master-key refuses a directory that is not a data dir, and creates nothing there', () => {
+  const r = runTill(['master-key', 'list', '--data-dir', join(dataDir, 'nope')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /no master.key in .*nope; is it a till data dir/);
+  assert.throws(() => readFileSync(join(dataDir, 'nope', 'master.key')));
+});
+
 test('master-key refuses a master key given in TILL_MASTER_KEY', () => {
   const r = runTill(['master-key', 'rotate', '--data-dir', dataDir], { env: { TILL_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') } });
   assert.equal(r.status, 1);

@@ -513,10 +513,16 @@ Result<void> SqliteStore::carve_from_parent(KeyRecord& child) {
                                                          ", so its sub-keys must limit them too"));
     }
     if (!fits(dimension, wanted[i])) {
+      const int64_t left =
+          std::max<int64_t>(0, *dimension.limit - dimension.used - dimension.reserved);
+      const auto amount = [&](int64_t v) {
+        return dimension.name == "spend" ? "$" + Money::from_nanos(v).to_usd_string()
+                                         : std::to_string(v) + " " + std::string(dimension.name);
+      };
       return fail(Error::client(ErrorCode::kLimitExhausted,
                                 std::string(field) + ": the parent key " + parent.id +
-                                    " has not enough " + std::string(dimension.name) +
-                                    " budget left for this sub-key",
+                                    " has only " + amount(left) + " left, not " +
+                                    amount(wanted[i]) + " for this sub-key",
                                 std::string(field)));
     }
   }
