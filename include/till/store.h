@@ -11,17 +11,21 @@
 // the data plane must not call them from an I/O thread that serves other requests.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "till/alert.h"
 #include "till/clock.h"
 #include "till/credential.h"
 #include "till/error.h"
 #include "till/key.h"
+#include "till/usage_event.h"
 
 namespace till {
 
@@ -44,6 +48,82 @@ struct Reservation {
   std::string key_id;
   Budget amount;
   Timestamp created_at;
+};
+
+// Which usage events a query covers: [from, to), optionally one key, provider or model.
+struct UsageFilter {
+  std::optional<std::string> key_id;
+  std::optional<std::string> provider;
+  std::optional<std::string> model;
+  Timestamp from;
+  Timestamp to;
+};
+
+enum class UsageBucket { kMinute, kHour, kDay };  // buckets start on UTC boundaries
+
+// How long a bucket is (Unix time has no leap seconds: UTC days are all 24 hours).
+constexpr std::chrono::milliseconds bucket_length(UsageBucket bucket) {
+  switch (bucket) {
+    case UsageBucket::kMinute:
+      return std::chrono::minutes(1);
+    case UsageBucket::kHour:
+      return std::chrono::hours(1);
+    case UsageBucket::kDay:
+      return std::chrono::days(1);
+  }
+  return std::chrono::hours(1);
+}
+enum class UsageGroup { kNone, kKey, kProvider, kModel };
+
+// Sums over usage events. `requests` counts forwarded ones (as a key's used.requests does);
+// `refused` those till answered itself.
+struct UsageTotals {
+  int64_t requests = 0;
+  int64_t refused = 0;
+  int64_t input_tokens = 0;
+  int64_t cached_input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t reasoning_tokens = 0;
+  int64_t unmetered_tokens = 0;
+  Money spend;
+  int64_t tokens() const { return input_tokens + output_tokens + unmetered_tokens; }
+  bool operator==(const UsageTotals&) const = default;
+};
+
+struct UsagePoint {
+  Timestamp start;  // the bucket's start
+  UsageTotals totals;
+};
+
+struct UsageSeries {
+  std::string group;  // the key id, provider or model of this group; "" when not grouped
+  UsageTotals totals;
+  std::vector<UsagePoint> points;  // buckets with events only, oldest first
+};
+
+struct UsageEventPage {
+  std::vector<UsageEvent> events;          // newest first by `at` (body_hash is always 0)
+  std::optional<std::string> next_cursor;  // set when more events follow
+};
+
+struct AlertFilter {
+  std::optional<std::string> key_id;
+  std::optional<std::string> rule;
+  std::optional<bool> acknowledged;
+  std::optional<Timestamp> since;  // created_at >= since
+  std::string cursor;              // from AlertPage::next_cursor; empty = first page
+  int limit = 100;                 // 1..1000
+};
+
+struct AlertPage {
+  std::vector<AlertRecord> alerts;  // newest first
+  std::optional<std::string> next_cursor;
+};
+
+// A key whose token must be rotated by `due` (KeyRecord::rotation_due_at).
+struct RotationDue {
+  std::string key_id;
+  Timestamp due;
 };
 
 class Store {
@@ -156,6 +236,44 @@ class Store {
   // Deletes the credential. Unless `force`, kConflict while keys_using_credential is not empty
   // (the message names them); with `force` those keys fail at their next request. kNotFound.
   virtual Result<void> delete_credential(std::string_view name, bool force) = 0;
+
+  // --- Usage events --------------------------------------------------------------------------
+
+  // Appends events in one transaction (ids are assigned in order). Events are facts: nothing
+  // checks them against keys. kInvalidRequest for a negative usage figure.
+  virtual Result<void> append_usage_events(std::span<const UsageEvent> events) = 0;
+
+  // Totals and per-bucket sums of the events `filter` selects. Not grouped: exactly one series
+  // (empty totals when nothing matched). Grouped: one series per group value that has events,
+  // the highest spend first (then the most requests, then by name). kInvalidRequest (field
+  // "to") if to <= from.
+  virtual Result<std::vector<UsageSeries>> usage_summary(const UsageFilter& filter,
+                                                         UsageBucket bucket, UsageGroup group) = 0;
+
+  // The events `filter` selects, newest first, a page at a time. kInvalidRequest (field
+  // "cursor") for a cursor this store did not hand out, (field "limit") outside 1..1000.
+  virtual Result<UsageEventPage> list_usage_events(const UsageFilter& filter,
+                                                   std::string_view cursor, int limit) = 0;
+
+  // Deletes events with at < `before` (retention). Returns how many.
+  virtual Result<int64_t> delete_usage_events_before(Timestamp before) = 0;
+
+  // --- Alerts --------------------------------------------------------------------------------
+
+  // Stores an alert and returns it with its id. alert.id is ignored.
+  virtual Result<AlertRecord> insert_alert(const AlertRecord& alert) = 0;
+
+  // Alerts `filter` selects, newest first. Cursor and limit errors as list_usage_events.
+  virtual Result<AlertPage> list_alerts(const AlertFilter& filter) = 0;
+
+  // Marks an alert acknowledged at `now` (once: acknowledging again keeps the first time).
+  // kNotFound if there is no such alert.
+  virtual Result<AlertRecord> acknowledge_alert(int64_t id, Timestamp now) = 0;
+
+  // Keys, neither revoked nor expired at `now`, whose token is due for rotation before `before`
+  // (rotate_every set), soonest first.
+  virtual Result<std::vector<RotationDue>> keys_due_for_rotation(Timestamp before,
+                                                                 Timestamp now) = 0;
 
   // --- Admin keys ---------------------------------------------------------------------------
 

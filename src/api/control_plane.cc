@@ -10,6 +10,7 @@
 #include "api/key_issuer.h"
 #include "api/key_json.h"
 #include "api/new_key_request.h"
+#include "api/request_auth.h"
 #include "api/sub_key.h"
 #include "core/token.h"
 #include "core/url.h"
@@ -41,12 +42,6 @@ bool is_key_id(std::string_view id) {
     if (!std::isalnum(static_cast<unsigned char>(c))) return false;
   }
   return id.size() > 4;
-}
-
-std::optional<std::string_view> authorization_token(const HttpRequest& request) {
-  auto header = request.header("authorization");
-  if (!header) return std::nullopt;
-  return bearer_token(*header);
 }
 
 // `path` below `prefix` + "/", split at the next "/": {"key_x", "rotate"} or {"key_x", ""}.
@@ -96,11 +91,11 @@ Result<HttpResponse> ControlPlane::route(const HttpRequest& request, std::string
     return route_own_key(request, path);
   }
   if (path == kKeysPath || path.starts_with(std::string(kKeysPath) + "/")) {
-    if (auto admin = require_admin(request); !admin) return fail(admin.error());
+    if (auto admin = require_admin(auth_, request); !admin) return fail(admin.error());
     return route_keys(request, path, query);
   }
   if (path == kCredentialsPath || path.starts_with(std::string(kCredentialsPath) + "/")) {
-    if (auto admin = require_admin(request); !admin) return fail(admin.error());
+    if (auto admin = require_admin(auth_, request); !admin) return fail(admin.error());
     return route_credentials(request, path, query);
   }
   return fail(not_found(path));
@@ -139,7 +134,7 @@ Result<HttpResponse> ControlPlane::route_own_key(const HttpRequest& request,
     const std::string_view child_id = action.substr(kChildPrefix.size());
     if (!is_key_id(child_id)) return fail(not_found(path));
     if (method != "GET" && method != "DELETE") return fail(method_not_allowed(method, path));
-    auto caller = require_scoped(request, clock_.now());
+    auto caller = require_scoped(auth_, request, clock_.now());
     if (!caller) return fail(caller.error());
     return descendant_key(*caller, child_id, method == "DELETE");
   }
@@ -148,7 +143,7 @@ Result<HttpResponse> ControlPlane::route_own_key(const HttpRequest& request,
     return fail(not_found(path));
   }
   if (method != wanted) return fail(method_not_allowed(method, path));
-  auto caller = require_scoped(request, clock_.now());
+  auto caller = require_scoped(auth_, request, clock_.now());
   if (!caller) return fail(caller.error());
   if (action.empty()) return own_key(*caller);
   if (action == "rotate") return rotate_own_key(*caller, request);
@@ -170,29 +165,6 @@ Result<HttpResponse> ControlPlane::route_credentials(const HttpRequest& request,
   if (method == "PUT") return replace_credential(name, request);
   if (method == "DELETE") return remove_credential(name, query);
   return fail(method_not_allowed(method, path));
-}
-
-Result<void> ControlPlane::require_admin(const HttpRequest& request) {
-  auto token = authorization_token(request);
-  if (!token) {
-    return fail(Error::client(ErrorCode::kInvalidApiKey,
-                              "missing admin key: send 'Authorization: Bearer till_admin_…'"));
-  }
-  auto admin = auth_.authenticate_admin(*token);
-  if (!admin) return fail(admin.error());
-  return {};
-}
-
-Result<AuthenticatedKey> ControlPlane::require_scoped(const HttpRequest& request, Timestamp now) {
-  auto token = authorization_token(request);
-  if (!token) {
-    return fail(Error::client(ErrorCode::kInvalidApiKey,
-                              "missing API key: send 'Authorization: Bearer till_sk_…'"));
-  }
-  auto key = auth_.authenticate_scoped(*token, now);
-  if (!key) return fail(key.error());
-  if (auto usable = check_key_usable(key->record, now); !usable) return fail(usable.error());
-  return key;
 }
 
 HttpResponse ControlPlane::key_response(int status, const KeyRecord& key,

@@ -87,9 +87,6 @@ class ControlPlane {
   Result<HttpResponse> replace_credential(std::string_view name, const HttpRequest& request);
   Result<HttpResponse> remove_credential(std::string_view name, std::string_view query);
 
-  Result<void> require_admin(const HttpRequest& request);
-  // The scoped key the request authenticates with, usable at `now`.
-  Result<AuthenticatedKey> require_scoped(const HttpRequest& request, Timestamp now);
   // 200/201 with the key's record (usage as the ledger sees it) and, if given, its new token.
   HttpResponse key_response(int status, const KeyRecord& key, const std::string* token = nullptr);
   // Number of ancestors of `key`.

@@ -15,6 +15,11 @@ HandlerResult Router::handle(HttpRequest& request) {
     return json_response(200, R"({"status":"ok"})");
   }
   if (is_proxy_path(target.path)) return proxy_.handle(request);
+  if (MonitoringApi::owns(target.path)) {
+    if (monitoring_) return monitoring_->handle(request);
+    return error_response(Error::client(
+        ErrorCode::kNotFound, "monitoring is off on this server (till serve --monitoring off)"));
+  }
   if (ControlPlane::owns(target.path)) return control_plane_.handle(request);
   return error_response(
       Error::client(ErrorCode::kNotFound, "no such endpoint: " + std::string(target.path)));

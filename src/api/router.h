@@ -1,10 +1,12 @@
-// Top-level request routing of `till serve`: health, the control plane (/api/v1) and the data
-// plane (/proxy/…, /v1/…). The one function the HTTP server calls for every request.
+// Top-level request routing of `till serve`: health, metrics, the control plane (/api/v1) with
+// its monitoring routes, and the data plane (/proxy/…, /v1/…). The one function the HTTP server
+// calls for every request.
 //
 // Thread-safety: handle() may be called concurrently from every I/O thread.
 #pragma once
 
 #include "api/control_plane.h"
+#include "api/monitoring_api.h"
 #include "proxy/proxy_handler.h"
 #include "till/forward.h"
 #include "till/http.h"
@@ -13,13 +15,15 @@ namespace till {
 
 class Router {
  public:
-  Router(ControlPlane& control_plane, ProxyHandler& proxy)
-      : control_plane_(control_plane), proxy_(proxy) {}
+  // `monitoring` is null when monitoring is off: its routes then answer 404 saying so.
+  Router(ControlPlane& control_plane, MonitoringApi* monitoring, ProxyHandler& proxy)
+      : control_plane_(control_plane), monitoring_(monitoring), proxy_(proxy) {}
 
   HandlerResult handle(HttpRequest& request);
 
  private:
   ControlPlane& control_plane_;
+  MonitoringApi* monitoring_;
   ProxyHandler& proxy_;
 };
 

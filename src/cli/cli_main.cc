@@ -55,6 +55,9 @@ struct Options {
   MasterKeyOptions master_key_retire;
   RunOptions run;
   EnvOptions env;
+  UsageOptions usage;
+  AlertsOptions alerts;
+  TopOptions top;
 };
 
 // <stem>-env VAR | <stem>-stdin, one excluding the other: where a secret comes from (never argv).
@@ -304,6 +307,96 @@ void add_master_key_commands(CLI::App& app, Options& options, std::function<int(
   t->callback([o = &retire, a = &action] { *a = [o] { return run_master_key_retire(*o); }; });
 }
 
+// A time bound as the monitoring endpoints take it: a duration before now, or RFC 3339.
+// Returns why `text` is neither, or "" (a CLI::Validator, which names the option itself).
+std::string check_time_bound(const std::string& text) {
+  const std::string field = "time";
+  Error error;
+  if (text.find_first_of("Tt") != std::string::npos) {
+    auto t = parse_rfc3339(text, field);
+    if (t) return "";
+    error = t.error();
+  } else {
+    auto d = parse_duration(text, field);
+    if (d) return "";
+    error = d.error();
+  }
+  return error.message.starts_with(field + ": ") ? error.message.substr(field.size() + 2)
+                                                 : error.message;
+}
+
+void add_monitoring_commands(CLI::App& app, Options& options, std::function<int()>& action) {
+  const std::string server =
+      "Talks to the server at TILL_URL (default http://127.0.0.1:4100) with TILL_ADMIN_KEY.";
+
+  UsageOptions& usage = options.usage;
+  CLI::App* u = app.add_subcommand(
+      "usage", "Requests, tokens and spend over a period, per model, key or provider");
+  u->add_option("--key", usage.key, "Only this key's usage")->type_name("ID");
+  u->add_option("--provider", usage.provider, "Only this provider's usage");
+  u->add_option("--model", usage.model, "Only this model's usage");
+  u->add_option("--since", usage.since,
+                "Start of the period: a duration before now (90m, 24h, 7d) or an RFC 3339 time")
+      ->check(CLI::Validator(check_time_bound, ""))
+      ->type_name("DURATION|TIME")
+      ->capture_default_str();
+  u->add_option("--bucket", usage.bucket,
+                "Length of each point of the trend (default: minute up to 2h, hour up to 7d, "
+                "else day)")
+      ->check(CLI::IsMember({"minute", "hour", "day"}));
+  u->add_option("--by", usage.by, "One row per model, key or provider")
+      ->check(CLI::IsMember({"model", "key", "provider"}));
+  u->add_flag("--json", usage.json, "Print the server's answer as JSON");
+  u->footer(
+      "TREND is a sparkline of requests per bucket, oldest on the left, scaled to the row's "
+      "busiest bucket (a space is a bucket without requests); more than 40 buckets are summed "
+      "in equal groups. A summary line goes to stderr. " +
+      server);
+  u->callback([o = &usage, a = &action] { *a = [o] { return run_usage(*o); }; });
+
+  AlertsOptions& alerts = options.alerts;
+  CLI::App* al = app.add_subcommand(
+      "alerts", "List alerts (unacknowledged ones by default), follow them, or acknowledge one");
+  auto* key = al->add_option("--key", alerts.key, "Only this key's alerts")->type_name("ID");
+  auto* rule = al->add_option("--rule", alerts.rule,
+                              "Only this rule's alerts, e.g. budget_threshold, key_exhausted, "
+                              "invalid_key_burst (docs/monitoring.md)");
+  auto* all = al->add_flag("--all", alerts.all, "Acknowledged alerts too");
+  auto* follow = al->add_flag("--follow,-f", alerts.follow,
+                              "Print the alerts, then new ones as they are raised, until Ctrl-C");
+  auto* ack = al->add_option("--ack", alerts.ack, "Acknowledge this alert and print it")
+                  ->type_name("ID")
+                  ->check(CLI::PositiveNumber);
+  ack->excludes(key)->excludes(rule)->excludes(all)->excludes(follow);
+  al->add_flag("--json", alerts.json,
+               "Print JSON (with --follow: one alert per line, as each arrives)");
+  al->footer(
+      "The list is newest first; with --follow it is oldest first and new alerts are added at "
+      "the bottom as the server raises them (checked every 2s). " +
+      server);
+  al->callback([o = &alerts, a = &action] { *a = [o] { return run_alerts(*o); }; });
+
+  TopOptions& top = options.top;
+  CLI::App* t =
+      app.add_subcommand("top", "A live view of the busiest keys of the last minute, until Ctrl-C");
+  add_duration_option(*t, "--interval", top.interval, "Time between refreshes (default 2s)");
+  t->add_option("--limit", top.limit, "How many keys to show")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  t->add_flag("--once", top.once, "Print one screen and exit (for scripts)");
+  t->footer(
+      "Rates are over the last 60 seconds; REMAINING is what each key's limits still allow. "
+      "On a terminal the screen is redrawn; otherwise each refresh is printed after a blank "
+      "line. " +
+      server);
+  t->callback([o = &top, a = &action] {
+    if (o->interval < std::chrono::milliseconds(100)) {
+      throw CLI::ValidationError("--interval", "must be at least 100ms");
+    }
+    *a = [o] { return run_top(*o); };
+  });
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -344,6 +437,37 @@ int run_cli(int argc, char** argv) {
                 "How many levels of sub-keys a key may have below it")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  s->add_option_function<std::string>(
+       "--monitoring", [o = &serve](const std::string& value) { o->monitoring = value == "on"; },
+       "on (default): usage events, /metrics, alert rules; off: none of them")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->type_name("on|off");
+  s->add_option_function<std::string>(
+       "--usage-retention",
+       [o = &serve](const std::string& text) {
+         if (text == "0" || text == "forever") {
+           o->usage_retention = std::chrono::milliseconds::zero();
+           return;
+         }
+         auto d = parse_duration(text, "--usage-retention");
+         if (!d) throw CLI::ValidationError("--usage-retention", d.error().message);
+         o->usage_retention = *d;
+       },
+       "How long usage events are kept, e.g. 30d (default), or forever")
+      ->type_name("DURATION");
+  s->add_option("--access-log", serve.access_log,
+                "Write one JSON line per proxied request to FILE, or - for stderr")
+      ->type_name("FILE");
+  s->add_option("--alert-webhook", serve.alert_webhooks,
+                "POST alerts, signed with TILL_WEBHOOK_SECRET, to URL (repeatable)")
+      ->type_name("URL");
+  s->add_option("--alert-slack-webhook", serve.alert_slack_webhooks,
+                "POST alerts as Slack messages to URL (repeatable)")
+      ->type_name("URL");
+  s->add_option("--alert", serve.alert_actions,
+                "Set an alert rule's action: RULE=off|alert|suspend (repeatable; see "
+                "docs/monitoring.md)")
+      ->type_name("RULE=ACTION");
   s->callback([o = &serve, a = &action] { *a = [o] { return run_serve(*o); }; });
 
   InitOptions& init = options.init;
@@ -359,6 +483,7 @@ int run_cli(int argc, char** argv) {
   add_master_key_commands(app, options, action);
   add_run_command(app, options.run, action);
   add_env_command(app, options.env, action);
+  add_monitoring_commands(app, options, action);
 
   // `till run [options] -- CMD ARGS…`: everything after "--" is the command, whatever it looks
   // like; CLI11 sees only run's own options.

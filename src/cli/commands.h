@@ -35,6 +35,13 @@ struct ServeOptions {
   std::vector<std::string> upstream_overrides;                 // "NAME=URL", from --upstream
   std::string pricing_file;  // --pricing: prices over the built-in table
   int max_key_depth = 4;     // --max-key-depth: levels of sub-keys below a key
+  // Monitoring (docs/monitoring.md).
+  bool monitoring = true;  // --monitoring off: no usage events, metrics or alert rules
+  std::chrono::milliseconds usage_retention = std::chrono::days(30);  // 0: keep forever
+  std::string access_log;                         // --access-log FILE, "-" = stderr
+  std::vector<std::string> alert_webhooks;        // --alert-webhook URL
+  std::vector<std::string> alert_slack_webhooks;  // --alert-slack-webhook URL
+  std::vector<std::string> alert_actions;         // --alert RULE=off|alert|suspend
 };
 int run_serve(const ServeOptions& options);
 
@@ -156,5 +163,38 @@ struct MasterKeyOptions {
 int run_master_key_list(const MasterKeyOptions& options);
 int run_master_key_rotate(const MasterKeyOptions& options);  // prints the new version on stdout
 int run_master_key_retire(const MasterKeyOptions& options);
+
+// `till usage`, `till alerts`, `till top`: the monitoring endpoints (/api/v1/usage,
+// /api/v1/alerts) read over HTTP with TILL_ADMIN_KEY, like the key commands.
+struct UsageOptions {
+  std::optional<std::string> key;       // only this key's usage
+  std::optional<std::string> provider;  // only this provider's
+  std::optional<std::string> model;     // only this model's
+  std::string since = "24h";            // a duration before now ("24h"), or an RFC 3339 time
+  std::optional<std::string> bucket;    // minute|hour|day; default from the length of `since`
+  std::optional<std::string> by;        // model|key|provider: one row per group
+  bool json = false;
+};
+// Prints a table (one row per group, or one "total" row) with a sparkline of requests per bucket;
+// a summary line on stderr. --json prints the server's answer.
+int run_usage(const UsageOptions& options);
+
+struct AlertsOptions {
+  std::optional<std::string> key;   // only this key's alerts
+  std::optional<std::string> rule;  // only this rule's
+  bool all = false;                 // acknowledged ones too
+  bool follow = false;              // keep printing new ones until SIGINT/SIGTERM (then exit 0)
+  std::optional<int64_t> ack;       // acknowledge this alert and print it
+  bool json = false;
+};
+int run_alerts(const AlertsOptions& options);
+
+struct TopOptions {
+  std::chrono::milliseconds interval{2'000};  // between refreshes
+  int limit = 20;                             // keys shown
+  bool once = false;                          // one frame, then exit
+};
+// The busiest keys of the last minute, refreshed every interval until SIGINT/SIGTERM (exit 0).
+int run_top(const TopOptions& options);
 
 }  // namespace till

@@ -190,6 +190,10 @@ int run_run(const RunOptions& o) {
     return kExitUsage;
   }
   if (!body) return report_error(body.error());
+  // Marks the key as a run's (the loop and rate-spike alert rules suspend such keys).
+  json::value& metadata = (*body)["metadata"];
+  if (!metadata.is_object()) metadata = json::object();
+  metadata.as_object().emplace("created_by", "till run");
 
   if (!home.client && till_url) {
     home.client = ApiClient::from_environment();

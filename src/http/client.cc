@@ -9,6 +9,9 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -33,6 +36,7 @@ using ErrorCodeT = boost::system::error_code;
 constexpr std::uint32_t kMaxResponseHeaderBytes = 1024 * 1024;
 
 struct BaseUrl {
+  bool tls = false;  // https://
   std::string host;  // without brackets: "127.0.0.1", "::1", "localhost"
   std::string port;  // "4100"
   unsigned short port_number = 80;
@@ -59,9 +63,11 @@ Result<BaseUrl> parse_base_url(std::string_view url) {
     // The part before '@' would be credentials: do not echo the URL.
     return fail(Error::invalid("TILL_URL", "TILL_URL must not contain user credentials"));
   }
-  if (starts_with_ci(url, "https://")) return fail(bad_url(url, "https is not supported yet"));
-  if (!starts_with_ci(url, "http://")) return fail(bad_url(url, "it must start with http://"));
-  std::string_view rest = url.substr(7);
+  const bool tls = starts_with_ci(url, "https://");
+  if (!tls && !starts_with_ci(url, "http://")) {
+    return fail(bad_url(url, "it must start with http:// or https://"));
+  }
+  std::string_view rest = url.substr(tls ? 8 : 7);
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
@@ -71,6 +77,7 @@ Result<BaseUrl> parse_base_url(std::string_view url) {
   }
 
   BaseUrl out;
+  out.tls = tls;
   std::string_view port;
   if (authority.starts_with('[')) {
     size_t close = authority.find(']');
@@ -100,11 +107,12 @@ Result<BaseUrl> parse_base_url(std::string_view url) {
     out.port = std::string(port);
     out.port_number = static_cast<unsigned short>(value);
   } else {
-    out.port = "80";
+    out.port = tls ? "443" : "80";
+    out.port_number = tls ? 443 : 80;
   }
   out.host_header = std::string(authority);
   out.prefix = std::string(path);
-  out.display = "http://" + out.host_header + out.prefix;
+  out.display = (tls ? "https://" : "http://") + out.host_header + out.prefix;
   return out;
 }
 
@@ -248,24 +256,48 @@ Result<HttpResponse> http_call(std::string_view base_url, std::string_view metho
     if (result) return fail(unreachable(*url, describe(result), true));
     socket.set_option(tcp::no_delay(true), ec);
 
-    asio::async_write(socket, asio::buffer(request),
-                      [&result](const ErrorCodeT& e, size_t) { result = e; });
-    if (!run_until(ioc, socket, deadline)) {
-      return fail(unreachable(*url, "no response within " + describe_timeout(timeout), false));
-    }
-    if (result) return fail(unreachable(*url, describe(result), false));
-
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.header_limit(kMaxResponseHeaderBytes);
     parser.body_limit(boost::none);
     if (method == "HEAD") parser.skip(true);
-    http::async_read(socket, buffer, parser,
-                     [&result](const ErrorCodeT& e, size_t) { result = e; });
-    if (!run_until(ioc, socket, deadline)) {
-      return fail(unreachable(*url, "no response within " + describe_timeout(timeout), false));
+    // Sends the request and reads the response over `stream` (the socket, or TLS over it).
+    auto exchange = [&](auto& stream) -> Result<void> {
+      asio::async_write(stream, asio::buffer(request),
+                        [&result](const ErrorCodeT& e, size_t) { result = e; });
+      if (!run_until(ioc, socket, deadline)) {
+        return fail(unreachable(*url, "no response within " + describe_timeout(timeout), false));
+      }
+      if (result) return fail(unreachable(*url, describe(result), false));
+      http::async_read(stream, buffer, parser,
+                       [&result](const ErrorCodeT& e, size_t) { result = e; });
+      if (!run_until(ioc, socket, deadline)) {
+        return fail(unreachable(*url, "no response within " + describe_timeout(timeout), false));
+      }
+      if (result) return fail(unreachable(*url, describe(result), false));
+      return {};
+    };
+    if (url->tls) {
+      // Certificates checked against the system's trusted CAs and the host name.
+      asio::ssl::context tls(asio::ssl::context::tls_client);
+      tls.set_default_verify_paths();
+      tls.set_verify_mode(asio::ssl::verify_peer);
+      asio::ssl::stream<tcp::socket&> stream(socket, tls);
+      stream.set_verify_callback(asio::ssl::host_name_verification(url->host));
+      if (!SSL_set_tlsext_host_name(stream.native_handle(), url->host.c_str())) {
+        return fail(unreachable(*url, "cannot set the TLS server name", true));
+      }
+      stream.async_handshake(asio::ssl::stream_base::client,
+                             [&result](const ErrorCodeT& e) { result = e; });
+      if (!run_until(ioc, socket, deadline)) {
+        return fail(
+            unreachable(*url, "no TLS handshake within " + describe_timeout(timeout), true));
+      }
+      if (result) return fail(unreachable(*url, "TLS handshake failed: " + describe(result), true));
+      if (auto exchanged = exchange(stream); !exchanged) return fail(exchanged.error());
+    } else if (auto exchanged = exchange(socket); !exchanged) {
+      return fail(exchanged.error());
     }
-    if (result) return fail(unreachable(*url, describe(result), false));
 
     auto& message = parser.get();
     HttpResponse response;

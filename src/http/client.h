@@ -1,7 +1,7 @@
 // A small blocking HTTP/1.1 client for the CLI and tests: one request per connection.
 //
-// Plain http:// only for now. This header does not include Boost; the implementation lives in
-// client.cc. Thread-safety: http_call may be called from any number of threads at once; each call
+// http:// and https:// (certificates verified against the system's CAs and the host name). This
+// header does not include Boost; the implementation lives in client.cc. Thread-safety: http_call may be called from any number of threads at once; each call
 // uses its own connection and I/O context.
 #pragma once
 
@@ -16,8 +16,9 @@ namespace till {
 // Sends one request to `base_url` + `target` and returns the complete response, whatever its
 // status.
 //
-// base_url: "http://HOST[:PORT][/PREFIX][/]" — HOST is a name ("localhost"), an IPv4 literal or a
-// bracketed IPv6 literal ("[::1]"); PORT defaults to 80; a PREFIX path is prepended to `target`.
+// base_url: "http[s]://HOST[:PORT][/PREFIX][/]" — HOST is a name ("localhost"), an IPv4 literal or
+// a bracketed IPv6 literal ("[::1]"); PORT defaults to 80 (443 for https); a PREFIX path is
+// prepended to `target`.
 // target: starts with '/', may carry a query string. `headers` are sent as given, except that the
 // client sets Content-Length and Connection itself (and Host, unless `headers` has one). The
 // response's header names are lower-cased.

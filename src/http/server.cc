@@ -334,6 +334,7 @@ struct Worker {
 
   // Open connections, including ones posted but not started; the accept thread increments it.
   std::atomic<int> connections{0};
+  std::atomic<int> forwards{0};  // relays running (read by metrics from any thread)
   Connection* first = nullptr;  // intrusive list of started connections
   bool draining = false;        // begin_shutdown() ran
   bool tearing_down = false;    // being destroyed: the list and the grace timer are off limits
@@ -414,12 +415,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     explicit ForwardScope(Connection& connection) : connection_(connection) {
       connection_.forwarding_ = true;
       connection_.interruption_.reset();
+      connection_.worker_.forwards.fetch_add(1, std::memory_order_relaxed);
     }
     ForwardScope(const ForwardScope&) = delete;
     ForwardScope& operator=(const ForwardScope&) = delete;
     ~ForwardScope() {
       connection_.forwarding_ = false;
       connection_.upstream_ = nullptr;
+      connection_.worker_.forwards.fetch_sub(1, std::memory_order_relaxed);
     }
 
    private:
@@ -1215,6 +1218,18 @@ class HttpServer::Impl {
   asio::steady_timer accept_backoff_{accept_ioc_};
   std::optional<WorkGuard> accept_guard_{accept_ioc_.get_executor()};
   std::vector<std::unique_ptr<Worker>> workers_;
+
+ public:
+  HttpServer::Activity activity() const {
+    HttpServer::Activity total;
+    for (const auto& worker : workers_) {
+      total.connections += worker->connections.load(std::memory_order_relaxed);
+      total.forwards += worker->forwards.load(std::memory_order_relaxed);
+    }
+    return total;
+  }
+
+ private:
   std::thread accept_thread_;
   size_t next_worker_ = 0;  // accept thread only
   std::string local_address_;
@@ -1275,5 +1290,7 @@ std::string HttpServer::local_address() const { return impl_->local_address(); }
 void HttpServer::stop() { impl_->stop(); }
 
 void HttpServer::wait() { impl_->wait(); }
+
+HttpServer::Activity HttpServer::activity() const { return impl_->activity(); }
 
 }  // namespace till

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -96,11 +97,17 @@ class HttpServer {
   // Blocks until the server has fully stopped (after stop(), or never if stop() is not called).
   void wait();
 
+  struct Activity {
+    int64_t connections = 0;  // client connections open
+    int64_t forwards = 0;     // requests being relayed to an upstream (streams included)
+  };
+  // A snapshot, from any thread (relaxed counters: each figure is exact at some recent moment).
+  Activity activity() const;
+
  private:
   class Impl;
   explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
 
 }  // namespace till

@@ -4,14 +4,24 @@
 
 namespace till {
 
+namespace {
+
+std::chrono::microseconds since(SteadyTime start, SteadyTime end) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(end - start);
+}
+
+}  // namespace
+
 ProxyExchange::ProxyExchange(BudgetLedger& ledger, BudgetLedger::Hold hold,
                              UsageDialect usage_dialect, ErrorDialect error_dialect,
-                             std::optional<ModelPrice> price)
+                             std::optional<ModelPrice> price, EventReport report)
     : ledger_(ledger),
       hold_(std::move(hold)),
       usage_dialect_(usage_dialect),
       error_dialect_(error_dialect),
-      price_(price) {}
+      price_(price),
+      report_(std::move(report)),
+      forwarded_(std::chrono::steady_clock::now()) {}
 
 // A transport that broke its contract (no final call) still must not leak the hold: the hold's
 // own destructor charges the reservation.
@@ -19,12 +29,17 @@ ProxyExchange::~ProxyExchange() = default;
 
 void ProxyExchange::on_response_head(int status, HttpHeaders& headers) {
   status_ = status;
+  report_.event.upstream_status = status;
+  report_.event.upstream_latency = since(forwarded_, std::chrono::steady_clock::now());
   const auto type = find_header(headers, "content-type");
   const bool event_stream = type && type->starts_with("text/event-stream");
   meter_ = make_usage_meter(usage_dialect_, event_stream);
 }
 
 void ProxyExchange::on_response_body(std::string_view chunk) {
+  if (!body_started_) {
+    report_.event.time_to_first_byte = since(forwarded_, std::chrono::steady_clock::now());
+  }
   body_started_ = true;
   if (meter_) meter_->feed(chunk);
 }
@@ -32,17 +47,19 @@ void ProxyExchange::on_response_body(std::string_view chunk) {
 void ProxyExchange::on_complete() {
   std::optional<TokenUsage> tokens = meter_ ? meter_->finish() : std::nullopt;
   if (tokens) {
-    settle(metered(*tokens));
+    finish(metered(*tokens), status_, nullptr);
   } else if (status_ >= 400) {
-    settle(Usage{.requests = 1});
+    finish(Usage{.requests = 1}, status_, nullptr);
   } else {
-    settle(reservation_as_charge());
+    finish(reservation_as_charge(), status_, nullptr);
   }
 }
 
 void ProxyExchange::on_failure(const Error& error) {
+  // A response head already on its way to the client fixed the status it sees.
+  const int client_status = status_ != 0 ? status_ : http_status(error.code);
   if (!meter_ && error.code == ErrorCode::kUpstreamError && error.retryable) {
-    settle(Usage{.requests = 1});  // the request never left till
+    finish(Usage{.requests = 1}, client_status, &error);  // the request never left till
     return;
   }
   Usage charge = reservation_as_charge();
@@ -50,7 +67,7 @@ void ProxyExchange::on_failure(const Error& error) {
     const Usage seen = metered(*tokens);
     if (seen.tokens() > charge.tokens() || seen.spend > charge.spend) charge = seen;
   }
-  settle(charge);
+  finish(charge, client_status, &error);
 }
 
 HttpResponse ProxyExchange::render_error(const Error& error) {
@@ -71,10 +88,19 @@ Usage ProxyExchange::reservation_as_charge() const {
   return Usage{.requests = held.requests, .unmetered_tokens = held.tokens, .spend = held.spend};
 }
 
-void ProxyExchange::settle(const Usage& usage) {
+void ProxyExchange::finish(const Usage& usage, int client_status, const Error* error) {
   if (settled_) return;
   settled_ = true;
   ledger_.settle(hold_, usage);
+
+  UsageEvent& event = report_.event;
+  event.at = report_.clock.now();
+  event.forwarded = true;
+  event.status = client_status;
+  if (error) event.error_code = std::string(to_string(error->code));
+  event.usage = usage;
+  event.latency = since(report_.received, std::chrono::steady_clock::now());
+  report_.sink.record(std::move(event));
 }
 
 }  // namespace till

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/cidr.h"
+#include "core/token.h"
 #include "core/url.h"
 #include "provider/provider_table.h"
 #include "provider/request_rewrite.h"
@@ -65,9 +66,9 @@ std::string query_without_key(std::string_view query) {
 // (the transport owns those), and Accept-Encoding (till must read the body to meter it).
 bool is_dropped_header(std::string_view name) {
   static constexpr std::string_view kDropped[] = {
-      "authorization", "x-api-key",  "x-goog-api-key",    "host",    "content-length",
-      "connection",    "keep-alive", "transfer-encoding", "te",      "trailer",
-      "upgrade",       "expect",     "accept-encoding",   "cookie",  "proxy-authorization",
+      "authorization",   "x-api-key",  "x-goog-api-key",    "host",   "content-length",
+      "connection",      "keep-alive", "transfer-encoding", "te",     "trailer",
+      "upgrade",         "expect",     "accept-encoding",   "cookie", "proxy-authorization",
       "proxy-connection"};
   return std::find(std::begin(kDropped), std::end(kDropped), name) != std::end(kDropped);
 }
@@ -110,12 +111,15 @@ bool address_allowed(const KeyRecord& key, std::string_view address) {
 }  // namespace
 
 ProxyHandler::ProxyHandler(KeyCache& keys, BudgetLedger& ledger, const PricingTable& pricing,
-                           const UpstreamMap& upstreams, const Clock& clock)
+                           const UpstreamMap& upstreams, const Clock& clock, EventSink& events,
+                           const AddressBlocklist& blocked)
     : keys_(keys),
       ledger_(ledger),
       pricing_(pricing),
       upstreams_(upstreams),
-      clock_(clock) {}
+      clock_(clock),
+      events_(events),
+      blocked_(blocked) {}
 
 // The largest output cap per generation that the key's remaining tokens and spend can pay for,
 // after `input_bound` input tokens; kLimitExhausted if not even one token.
@@ -133,25 +137,47 @@ Result<int64_t> ProxyHandler::affordable_output(const KeyRecord& key, const Mode
   }
   affordable /= std::max<int64_t>(1, choices);
   if (affordable < 1) {
-    return fail(Error::client(
-        ErrorCode::kLimitExhausted,
-        "till: key " + key.id + " has not enough budget left for even a short answer to this "
-                                "request; ask for a new key",
-        key.limits.max_spend ? "max_spend" : "max_tokens"));
+    return fail(Error::client(ErrorCode::kLimitExhausted,
+                              "till: key " + key.id +
+                                  " has not enough budget left for even a short answer to this "
+                                  "request; ask for a new key",
+                              key.limits.max_spend ? "max_spend" : "max_tokens"));
   }
   return affordable;
 }
 
 HandlerResult ProxyHandler::handle(HttpRequest& request) {
+  const SteadyTime received = std::chrono::steady_clock::now();
+  UsageEvent event;
+  event.client_address = request.remote_address;
   auto route = parse_proxy_route(request.target);
   const ErrorDialect dialect = error_dialect_of(route ? route->provider : "");
-  if (!route) return error_response(route.error(), dialect);
-  auto forward = prepare(request, *route);
-  if (!forward) return error_response(forward.error(), dialect);
-  return std::move(*forward);
+  Result<Forward> forward =
+      route ? prepare(request, *route, event, received) : Result<Forward>(fail(route.error()));
+  if (forward) return std::move(*forward);
+
+  event.at = clock_.now();
+  event.status = http_status(forward.error().code);
+  event.error_code = std::string(to_string(forward.error().code));
+  event.latency = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - received);
+  events_.record(std::move(event));
+  return error_response(forward.error(), dialect);
 }
 
-Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& route) {
+Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& route,
+                                      UsageEvent& event, SteadyTime received) {
+  const Timestamp now = clock_.now();
+  event.provider = route.provider;
+  if (auto until = blocked_.blocked_until(request.remote_address, now)) {
+    Error refused = Error::client(ErrorCode::kRateLimited,
+                                  "till: too many invalid keys came from this address; it is "
+                                  "refused for a while");
+    refused.retry_after_seconds =
+        static_cast<int>(std::chrono::ceil<std::chrono::seconds>(*until - now).count());
+    return fail(std::move(refused));
+  }
+
   // Authenticate.
   const std::optional<std::string> token = client_key(request, route.query);
   if (!token) {
@@ -160,27 +186,36 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
                               "API key your SDK uses"));
   }
   auto authenticated = keys_.authenticate(*token);
-  if (!authenticated) return fail(authenticated.error());
+  if (!authenticated) {
+    // The key a well-formed token names, for the alert rules (a stale or guessed token).
+    if (auto parsed = parse_token(*token); parsed && parsed->kind == TokenKind::kScoped) {
+      event.key_id = parsed->key_id;
+    }
+    return fail(authenticated.error());
+  }
   const KeyRecord& key = (*authenticated)->record;
+  event.key_id = key.id;
 
   // Authorize.
-  const Timestamp now = clock_.now();
   if (auto usable = check_key_usable(key, now); !usable) return fail(usable.error());
   const std::string provider_name = route.provider.empty() ? key.provider : route.provider;
+  event.provider = provider_name;
   if (provider_name != key.provider) {
-    return fail(scope_denied("till: key " + key.id + " is for " + key.provider +
-                             ", not " + provider_name + "; use /proxy/" + key.provider +
-                             "/… or a key for " + provider_name));
+    return fail(scope_denied("till: key " + key.id + " is for " + key.provider + ", not " +
+                             provider_name + "; use /proxy/" + key.provider + "/… or a key for " +
+                             provider_name));
   }
   const ProviderInfo& provider = *find_provider(provider_name);
   if (!address_allowed(key, request.remote_address)) {
     return fail(scope_denied("till: key " + key.id +
                              " may not be used from this address; see its allowed_cidrs"));
   }
-  auto inspected = inspect_request(provider.dialect, route.upstream_path, request.method,
-                                   request.body);
+  auto inspected =
+      inspect_request(provider.dialect, route.upstream_path, request.method, request.body);
   if (!inspected) return fail(inspected.error());
   const std::string& model = inspected->facts().model;  // "" if the request names none
+  event.model = model;
+  event.streaming = inspected->facts().streaming;
   if (!key.scope.models.empty() && !model.empty() &&
       std::find(key.scope.models.begin(), key.scope.models.end(), model) ==
           key.scope.models.end()) {
@@ -226,12 +261,12 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
     output_bound *= std::max<int64_t>(1, facts.choices);
   }
   // Counting tokens is free; other requests may consume their input and output bounds.
-  const bool free = facts.api == RequestApi::kAnthropicCountTokens ||
-                    facts.api == RequestApi::kGeminiCountTokens;
+  const bool free =
+      facts.api == RequestApi::kAnthropicCountTokens || facts.api == RequestApi::kGeminiCountTokens;
   const bool consumes = !free && (!facts.model.empty() || output_bound > 0);
-  const Budget amount{1, consumes ? input_bound + output_bound : 0,
-                      consumes && price ? worst_case_cost(*price, input_bound, output_bound)
-                                        : Money()};
+  const Budget amount{
+      1, consumes ? input_bound + output_bound : 0,
+      consumes && price ? worst_case_cost(*price, input_bound, output_bound) : Money()};
   auto hold = ledger_.reserve(key, amount);
   if (!hold) return fail(hold.error());
 
@@ -247,12 +282,14 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
   up.target = endpoint.base_path + route.upstream_path;
   if (std::string query = query_without_key(route.query); !query.empty()) up.target += "?" + query;
   up.headers = upstream_headers(request.headers, provider, (*authenticated)->credential);
+  if (!request.body.empty()) event.body_hash = std::hash<std::string_view>{}(request.body);
   up.body = inspected->modified() ? inspected->body() : std::move(request.body);
   up.idempotent = request.method == "GET" || request.method == "HEAD";
   std::optional<ModelPrice> price_copy;
   if (price) price_copy = *price;
-  forward.observer = std::make_unique<ProxyExchange>(ledger_, std::move(*hold), facts.dialect,
-                                                     error_dialect_of(provider.name), price_copy);
+  forward.observer = std::make_unique<ProxyExchange>(
+      ledger_, std::move(*hold), facts.dialect, error_dialect_of(provider.name), price_copy,
+      EventReport{events_, clock_, std::move(event), received});
   return forward;
 }
 

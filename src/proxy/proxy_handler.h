@@ -20,26 +20,33 @@
 #include <string_view>
 
 #include "provider/pricing.h"
+#include "proxy/address_blocklist.h"
 #include "proxy/budget_ledger.h"
 #include "proxy/key_cache.h"
+#include "proxy/proxy_exchange.h"
 #include "proxy/proxy_route.h"
 #include "proxy/upstream_map.h"
 #include "till/clock.h"
 #include "till/forward.h"
+#include "till/usage_event.h"
 
 namespace till {
 
 class ProxyHandler {
  public:
-  // All references must outlive the handler.
+  // All references must outlive the handler. Every request's usage event goes to `events`;
+  // addresses in `blocked` are refused with 429 before anything else.
   ProxyHandler(KeyCache& keys, BudgetLedger& ledger, const PricingTable& pricing,
-               const UpstreamMap& upstreams, const Clock& clock);
+               const UpstreamMap& upstreams, const Clock& clock, EventSink& events,
+               const AddressBlocklist& blocked);
 
   // REQUIRES: is_proxy_path(path of request.target).
   HandlerResult handle(HttpRequest& request);
 
  private:
-  Result<Forward> prepare(HttpRequest& request, const ProxyRoute& route);
+  // Fills `event` with what it learns (key, provider, model) whether it succeeds or not.
+  Result<Forward> prepare(HttpRequest& request, const ProxyRoute& route, UsageEvent& event,
+                          SteadyTime received);
   Result<int64_t> affordable_output(const KeyRecord& key, const ModelPrice* price,
                                     int64_t input_bound, int64_t choices);
 
@@ -48,6 +55,8 @@ class ProxyHandler {
   const PricingTable& pricing_;
   const UpstreamMap& upstreams_;
   const Clock& clock_;
+  EventSink& events_;
+  const AddressBlocklist& blocked_;
 };
 
 }  // namespace till

@@ -1,6 +1,7 @@
 #include "store/sqlite/migrations.h"
 
 #include <array>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -113,7 +114,74 @@ CREATE TABLE credentials (
   updated_at_ms       INTEGER NOT NULL
 );
 )sql"},
+    Migration{3, R"sql(
+-- Alerts (till/alert.h), listed newest first (by id, which is also the cursor). key_id is ''
+-- for alerts about an address or a credential.
+CREATE TABLE alerts (
+  id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_id              TEXT NOT NULL DEFAULT '',
+  rule                TEXT NOT NULL,
+  severity            TEXT NOT NULL,
+  message             TEXT NOT NULL,
+  action              TEXT NOT NULL,
+  created_at_ms       INTEGER NOT NULL,
+  acknowledged_at_ms  INTEGER
+);
+-- One index per list filter, ending in id so that a filtered page is an index range scan; open
+-- (unacknowledged) alerts are what the dashboard lists most.
+CREATE INDEX alerts_by_key ON alerts (key_id, id);
+CREATE INDEX alerts_by_rule ON alerts (rule, id);
+CREATE INDEX alerts_open ON alerts (id) WHERE acknowledged_at_ms IS NULL;
+
+-- Tokens due for rotation, soonest first; only keys with a token lifetime are indexed.
+CREATE INDEX keys_by_rotation_due ON keys (rotated_at_ms + rotate_every_ms)
+    WHERE rotate_every_ms IS NOT NULL;
+)sql"},
 };
+
+// The usage-events database (till-usage.db beside till.db): the busiest writes of all, in a file of
+// their own so that they never wait for, nor make wait, the budget's transactions.
+constexpr std::array kUsageMigrations = {
+    Migration{1, R"sql(
+-- Usage events (till/usage_event.h): one row per request on the proxy routes, refused or
+-- forwarded. `id` orders them (newest first in listings) and is the list cursor; AUTOINCREMENT so
+-- that an id is never handed out twice, even after retention deleted the newest rows. Events are
+-- facts: key_id references no key ('' when the request named none). Never bodies, never secrets,
+-- never the body hash. Money is integer nano-dollars, durations integer microseconds.
+CREATE TABLE usage_events (
+  id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_ms                INTEGER NOT NULL,
+  key_id               TEXT NOT NULL,
+  provider             TEXT NOT NULL,
+  model                TEXT NOT NULL,
+  status               INTEGER NOT NULL,
+  error_code           TEXT NOT NULL,
+  forwarded            INTEGER NOT NULL CHECK (forwarded IN (0, 1)),
+  streaming            INTEGER NOT NULL CHECK (streaming IN (0, 1)),
+  upstream_status      INTEGER NOT NULL,
+  requests             INTEGER NOT NULL CHECK (requests >= 0),
+  input_tokens         INTEGER NOT NULL CHECK (input_tokens >= 0),
+  cached_input_tokens  INTEGER NOT NULL CHECK (cached_input_tokens >= 0),
+  output_tokens        INTEGER NOT NULL CHECK (output_tokens >= 0),
+  reasoning_tokens     INTEGER NOT NULL CHECK (reasoning_tokens >= 0),
+  unmetered_tokens     INTEGER NOT NULL CHECK (unmetered_tokens >= 0),
+  spend_nanos          INTEGER NOT NULL CHECK (spend_nanos >= 0),
+  latency_us           INTEGER NOT NULL,
+  upstream_latency_us  INTEGER NOT NULL,
+  ttfb_us              INTEGER NOT NULL,
+  client_address       TEXT NOT NULL
+);
+-- Every query is a time range [from, to), optionally of one key; provider and model filters scan
+-- within the range. Retention deletes by time too.
+CREATE INDEX usage_events_by_time ON usage_events (at_ms);
+CREATE INDEX usage_events_by_key ON usage_events (key_id, at_ms);
+)sql"},
+};
+
+std::span<const Migration> migrations_of(Schema schema) {
+  if (schema == Schema::kUsage) return kUsageMigrations;
+  return kMigrations;
+}
 
 constexpr std::string_view kCreateMigrationsTable = R"sql(
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -132,19 +200,19 @@ Result<int64_t> recorded_version(Connection& connection) {
   return *row ? select->column_int64(0) : 0;
 }
 
-Error too_new(int64_t version) {
+Error too_new(int64_t version, Schema schema) {
   return Error::internal("the database has schema version " + std::to_string(version) +
                          " but this till knows versions up to " +
-                         std::to_string(latest_schema_version()) +
+                         std::to_string(latest_schema_version(schema)) +
                          "; it was written by a newer till: upgrade till to open it");
 }
 
 }  // namespace
 
-int latest_schema_version() { return kMigrations.back().version; }
+int latest_schema_version(Schema schema) { return migrations_of(schema).back().version; }
 
-Result<void> apply_migrations(Connection& connection, Timestamp now, int up_to) {
-  for (const Migration& migration : kMigrations) {
+Result<void> apply_migrations(Connection& connection, Timestamp now, int up_to, Schema schema) {
+  for (const Migration& migration : migrations_of(schema)) {
     if (up_to > 0 && migration.version > up_to) break;
     Result<Transaction> transaction = connection.begin_immediate();
     if (!transaction) return fail(transaction.error());
@@ -155,7 +223,7 @@ Result<void> apply_migrations(Connection& connection, Timestamp now, int up_to) 
     }
     Result<int64_t> version = recorded_version(connection);
     if (!version) return fail(version.error());
-    if (*version > latest_schema_version()) return fail(too_new(*version));
+    if (*version > latest_schema_version(schema)) return fail(too_new(*version, schema));
     if (*version >= migration.version) continue;  // already applied; the transaction rolls back
 
     std::string operation = "schema migration " + std::to_string(migration.version);

@@ -14,12 +14,17 @@
 
 namespace till::sqlite {
 
+// The store's two databases, each with its own chain of migrations: the main one (keys, budget,
+// credentials, alerts) and the usage events.
+enum class Schema { kMain, kUsage };
+
 // The schema version this binary writes: the version of its last migration.
-int latest_schema_version();
+int latest_schema_version(Schema schema = Schema::kMain);
 
 // Brings the database up to latest_schema_version() (or `up_to`, for tests of an upgrade). Fails
 // without changing anything if the database records a newer version than this binary knows (it
 // was written by a newer till).
-Result<void> apply_migrations(Connection& connection, Timestamp now, int up_to = 0);
+Result<void> apply_migrations(Connection& connection, Timestamp now, int up_to = 0,
+                              Schema schema = Schema::kMain);
 
 }  // namespace till::sqlite

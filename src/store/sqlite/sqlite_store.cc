@@ -1,12 +1,11 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
-#include <limits>
 #include <random>
 #include <utility>
 
+#include "store/sqlite/list_cursor.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/string_list_codec.h"
 
@@ -326,18 +325,6 @@ Error key_not_found(std::string_view id) {
   return Error::client(ErrorCode::kNotFound, "no key with id " + std::string(id));
 }
 
-// A list cursor is the decimal `seq` of the last key of the previous page: digits only, no
-// leading zero, within 1..INT64_MAX.
-std::optional<int64_t> parse_cursor(std::string_view cursor) {
-  if (cursor.empty() || cursor.front() < '1' || cursor.front() > '9') return std::nullopt;
-  int64_t seq = 0;
-  auto [end, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), seq);
-  if (ec != std::errc() || end != cursor.data() + cursor.size()) return std::nullopt;
-  return seq;
-}
-
-constexpr int kMaxListLimit = 1000;
-
 uint64_t random_prefix() {
   std::random_device device;  // /dev/urandom or the CPU's generator
   return (static_cast<uint64_t>(device()) << 32) ^ device();
@@ -345,23 +332,43 @@ uint64_t random_prefix() {
 
 }  // namespace
 
+std::string usage_database_path(const std::string& path) {
+  constexpr std::string_view kSuffix = ".db";
+  if (path.ends_with(kSuffix)) return path.substr(0, path.size() - kSuffix.size()) + "-usage.db";
+  return path + "-usage";
+}
+
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
                                                  const SqliteStoreOptions& options) {
+  const Timestamp now = system_clock().now();
   Result<std::unique_ptr<Connection>> connection = Connection::open(path, options.busy_timeout);
   if (!connection) return fail(connection.error());
-  if (Result<void> migrated = apply_migrations(**connection, system_clock().now()); !migrated) {
+  if (Result<void> migrated = apply_migrations(**connection, now); !migrated) {
     return fail(migrated.error());
   }
-  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::create(std::move(*connection));
+  Result<std::unique_ptr<Connection>> usage =
+      Connection::open(usage_database_path(path), options.busy_timeout);
+  if (!usage) return fail(usage.error());
+  if (Result<void> migrated = apply_migrations(**usage, now, 0, Schema::kUsage); !migrated) {
+    return fail(migrated.error());
+  }
+  Result<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::create(std::move(*connection), std::move(*usage));
   if (!store) return fail(store.error());
   return std::unique_ptr<Store>(std::move(*store));
 }
 
-SqliteStore::SqliteStore(std::unique_ptr<Connection> connection, uint64_t reservation_id_prefix)
-    : connection_(std::move(connection)), reservation_id_prefix_(reservation_id_prefix) {}
+SqliteStore::SqliteStore(std::unique_ptr<Connection> connection,
+                         std::unique_ptr<Connection> usage_connection,
+                         uint64_t reservation_id_prefix)
+    : connection_(std::move(connection)),
+      usage_connection_(std::move(usage_connection)),
+      reservation_id_prefix_(reservation_id_prefix) {}
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::create(std::unique_ptr<Connection> connection) {
-  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(connection), random_prefix()));
+Result<std::unique_ptr<SqliteStore>> SqliteStore::create(
+    std::unique_ptr<Connection> connection, std::unique_ptr<Connection> usage_connection) {
+  std::unique_ptr<SqliteStore> store(
+      new SqliteStore(std::move(connection), std::move(usage_connection), random_prefix()));
   const std::string columns(kKeyColumns);
   const std::pair<Statement*, std::string> statements[] = {
       {&store->insert_key_,
@@ -424,6 +431,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::create(std::unique_ptr<Connect
     Result<Statement> prepared = store->connection_->prepare(sql);
     if (!prepared) return fail(prepared.error());
     *statement = std::move(*prepared);
+  }
+  if (Result<void> prepared = store->prepare_monitoring_statements(); !prepared) {
+    return fail(prepared.error());
   }
   return store;
 }
@@ -570,16 +580,10 @@ Result<Statement*> SqliteStore::list_statement(const KeyFilter& filter) {
 }
 
 Result<KeyPage> SqliteStore::list_keys(const KeyFilter& filter) {
-  if (filter.limit < 1 || filter.limit > kMaxListLimit) {
-    return fail(
-        Error::invalid("limit", "limit must be between 1 and " + std::to_string(kMaxListLimit)));
-  }
-  int64_t before_seq = std::numeric_limits<int64_t>::max();
-  if (!filter.cursor.empty()) {
-    std::optional<int64_t> seq = parse_cursor(filter.cursor);
-    if (!seq) return fail(Error::invalid("cursor", "cursor is not one this server handed out"));
-    before_seq = *seq;
-  }
+  if (Result<void> valid = check_list_limit(filter.limit); !valid) return fail(valid.error());
+  // The cursor is the seq of the last key of the previous page (list_cursor.h).
+  Result<int64_t> before_seq = parse_list_cursor(filter.cursor);
+  if (!before_seq) return fail(before_seq.error());
 
   std::lock_guard lock(mutex_);
   Result<Statement*> statement = list_statement(filter);
@@ -587,7 +591,7 @@ Result<KeyPage> SqliteStore::list_keys(const KeyFilter& filter) {
   Statement& list = **statement;
   ScopedReset reset(list);
   int index = 1;
-  list.bind(index++, before_seq);
+  list.bind(index++, *before_seq);
   if (filter.status) list.bind(index++, to_string(*filter.status));
   if (filter.provider) list.bind(index++, std::string_view(*filter.provider));
   if (filter.name) list.bind(index++, std::string_view(*filter.name));

@@ -1,13 +1,18 @@
 // SqliteStore: the embedded SQLite backend of Store (include/till/store.h), the default for
 // `till serve`. Internal to src/store; the rest of till reaches it through open_sqlite_store().
 //
-// Concurrency: one SQLite connection guarded by one mutex. Every method holds the mutex for its
-// whole duration, so calls from the threads of one process are serialised; a budget operation is
-// a few microseconds of work plus one WAL append, which is well within what the data plane needs
-// until the in-memory ledger lands. Other processes sharing the file are serialised by SQLite's
-// own locking: every write is a BEGIN IMMEDIATE transaction, so read-check-write sequences
-// (reserve, settle) are atomic across processes too. A call that cannot get the lock within the
-// busy timeout fails with kUnavailable (retryable).
+// Two databases: <name>.db holds keys, budget, credentials and alerts; <name>-usage.db the usage
+// events, the busiest writes of all, so that they never wait for, nor make wait, a budget
+// transaction (SQLite locks a whole database file for a write).
+//
+// Concurrency: one SQLite connection per database, each guarded by its own mutex. Every method
+// holds its database's mutex for its whole duration (delete_usage_events_before for each of its
+// batches), so calls from the threads of one process are serialised per database; a budget
+// operation is a few microseconds of work plus one WAL append. Other processes sharing the files
+// are serialised by SQLite's own locking: every
+// write is a BEGIN IMMEDIATE transaction, so read-check-write sequences (reserve, settle) are
+// atomic across processes too. A call that cannot get the lock within the busy timeout fails with
+// kUnavailable (retryable).
 //
 // Durability: a reservation or settlement is committed to the WAL before the call returns and so
 // survives a crash or kill -9 of the process; see connection.cc for the power-loss trade-off.
@@ -34,14 +39,19 @@ struct SqliteStoreOptions {
   std::chrono::milliseconds busy_timeout{5000};
 };
 
+// The usage database beside the main one at `path`: "dir/till.db" → "dir/till-usage.db".
+std::string usage_database_path(const std::string& path);
+
 // open_sqlite_store(path) with explicit options (tests shorten the busy timeout).
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
                                                  const SqliteStoreOptions& options);
 
 class SqliteStore final : public Store {
  public:
-  // Compiles the store's statements on a connection whose schema is up to date.
-  static Result<std::unique_ptr<SqliteStore>> create(std::unique_ptr<Connection> connection);
+  // Compiles the store's statements on connections to the two databases whose schemas are up to
+  // date.
+  static Result<std::unique_ptr<SqliteStore>> create(std::unique_ptr<Connection> connection,
+                                                     std::unique_ptr<Connection> usage_connection);
 
   Result<void> insert_key(const KeyRecord& key) override;
   Result<KeyRecord> find_key(std::string_view id) override;
@@ -69,6 +79,17 @@ class SqliteStore final : public Store {
   Result<std::vector<std::string>> keys_using_credential(std::string_view name) override;
   Result<void> delete_credential(std::string_view name, bool force) override;
 
+  Result<void> append_usage_events(std::span<const UsageEvent> events) override;
+  Result<std::vector<UsageSeries>> usage_summary(const UsageFilter& filter, UsageBucket bucket,
+                                                 UsageGroup group) override;
+  Result<UsageEventPage> list_usage_events(const UsageFilter& filter, std::string_view cursor,
+                                           int limit) override;
+  Result<int64_t> delete_usage_events_before(Timestamp before) override;
+  Result<AlertRecord> insert_alert(const AlertRecord& alert) override;
+  Result<AlertPage> list_alerts(const AlertFilter& filter) override;
+  Result<AlertRecord> acknowledge_alert(int64_t id, Timestamp now) override;
+  Result<std::vector<RotationDue>> keys_due_for_rotation(Timestamp before, Timestamp now) override;
+
   Result<void> insert_admin_key(const AdminKeyRecord& key) override;
   Result<AdminKeyRecord> find_admin_key(std::string_view id) override;
   Result<int64_t> count_admin_keys() override;
@@ -80,7 +101,8 @@ class SqliteStore final : public Store {
     Budget amount;
   };
 
-  SqliteStore(std::unique_ptr<Connection> connection, uint64_t reservation_id_prefix);
+  SqliteStore(std::unique_ptr<Connection> connection, std::unique_ptr<Connection> usage_connection,
+              uint64_t reservation_id_prefix);
 
   // REQUIRES: mutex_ held (all helpers below too).
   Result<std::optional<KeyRecord>> find_key_locked(std::string_view id);
@@ -119,8 +141,18 @@ class SqliteStore final : public Store {
   Result<Statement*> list_statement(const KeyFilter& filter);
   std::string next_reservation_id();
 
-  std::mutex mutex_;
+  // Usage events and alerts (sqlite_monitoring.cc).
+  // Compiles the fixed statements below; called once by create().
+  Result<void> prepare_monitoring_statements();
+  // The compiled statements for the filters a query uses (compiled on first use, then cached).
+  Result<Statement*> usage_summary_statement(const UsageFilter& filter, UsageGroup group);
+  Result<Statement*> list_usage_events_statement(const UsageFilter& filter);
+  Result<Statement*> list_alerts_statement(const AlertFilter& filter);
+
+  std::mutex mutex_;  // the main database's
   std::unique_ptr<Connection> connection_;
+  std::mutex usage_mutex_;  // the usage database's; never held together with mutex_
+  std::unique_ptr<Connection> usage_connection_;
   Statement insert_key_;
   Statement key_exists_;
   Statement find_key_;
@@ -143,6 +175,21 @@ class SqliteStore final : public Store {
   Statement delete_credential_;
   // Indexed by which filters are set: bit 0 status, bit 1 provider, bit 2 name.
   std::array<std::optional<Statement>, 8> list_keys_;
+  // On usage_connection_, guarded by usage_mutex_:
+  Statement insert_usage_event_;
+  Statement delete_usage_events_batch_;
+  Statement count_changes_;
+  Statement find_usage_event_time_;
+  Statement insert_alert_;
+  Statement acknowledge_alert_;
+  Statement list_rotation_due_;
+  // On usage_connection_. Usage filters set: bit 0 key, bit 1 provider, bit 2 model. The
+  // summary's variant adds 8 * UsageGroup.
+  std::array<std::optional<Statement>, 8> list_usage_events_;
+  std::array<std::optional<Statement>, 32> usage_summary_;
+  // Alert filters set: bit 0 key, bit 1 rule, bit 2 since, plus 8 * (0: either, 1: open,
+  // 2: acknowledged).
+  std::array<std::optional<Statement>, 24> list_alerts_;
   const uint64_t reservation_id_prefix_;  // random per open, so ids never repeat across opens
   uint64_t reservation_counter_ = 0;
 };

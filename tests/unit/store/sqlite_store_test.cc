@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store/sqlite/migrations.h"
@@ -54,8 +56,10 @@ class SqliteStoreTest : public ::testing::Test {
     sqlite3* db = nullptr;
     ~RawDb() { sqlite3_close(db); }
   };
-  void open_raw(RawDb& raw) {
-    ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &raw.db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  // The main database, or with `usage` the usage-events database beside it.
+  void open_raw(RawDb& raw, bool usage = false) {
+    const std::string path = usage ? sqlite::usage_database_path(path_) : path_;
+    ASSERT_EQ(sqlite3_open_v2(path.c_str(), &raw.db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
     sqlite3_busy_timeout(raw.db, 5000);
   }
   static void exec(RawDb& raw, const char* sql) {
@@ -267,6 +271,195 @@ TEST_F(SqliteStoreTest, MoneyAndCountersAreStoredAsIntegers) {
             std::vector<std::string>{"integer integer integer"});
   EXPECT_EQ(column(raw, "SELECT max_spend_nanos FROM keys"),
             std::vector<std::string>{"5000000001"});
+}
+
+TEST_F(SqliteStoreTest, UpgradesAVersionTwoDatabase) {
+  {
+    Result<std::unique_ptr<sqlite::Connection>> connection =
+        sqlite::Connection::open(path_, std::chrono::seconds(5));
+    ASSERT_OK(connection);
+    ASSERT_OK(sqlite::apply_migrations(**connection, from_unix_ms(1), 2));
+  }
+  {
+    RawDb raw;
+    open_raw(raw);
+    EXPECT_EQ(column(raw, "SELECT max(version) FROM schema_migrations"),
+              std::vector<std::string>{"2"});
+    // A key with a token lifetime, as version 2 stored it.
+    exec(raw,
+         "INSERT INTO keys (id, seq, name, provider, metadata_json, status, secret_hash, models, "
+         "allowed_cidrs, created_at_ms, updated_at_ms, rotated_at_ms, rotate_every_ms) VALUES "
+         "('key_rotating', 1, '', 'openai', '{}', 'active', zeroblob(32), '[]', '[]', 1000, 1000, "
+         "5000, 60000)");
+  }
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  Store& store = **opened;
+  Result<KeyRecord> key = store.find_key("key_rotating");
+  ASSERT_OK(key);
+  EXPECT_EQ(key->rotation_due_at(), from_unix_ms(65000));
+  Result<std::vector<RotationDue>> due =
+      store.keys_due_for_rotation(from_unix_ms(70000), from_unix_ms(2000));
+  ASSERT_OK(due);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].key_id, "key_rotating");
+  EXPECT_EQ((*due)[0].due, from_unix_ms(65000));
+
+  UsageEvent event;
+  event.at = from_unix_ms(10'000);
+  event.key_id = "key_rotating";
+  event.forwarded = true;
+  event.usage.requests = 1;
+  ASSERT_OK(store.append_usage_events(std::span(&event, 1)));
+  Result<UsageEventPage> page = store.list_usage_events(
+      UsageFilter{.from = from_unix_ms(0), .to = from_unix_ms(20'000)}, "", 10);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].key_id, "key_rotating");
+  AlertRecord alert;
+  alert.rule = "loop";
+  Result<AlertRecord> inserted = store.insert_alert(alert);
+  ASSERT_OK(inserted);
+  Result<AlertPage> alerts = store.list_alerts({});
+  ASSERT_OK(alerts);
+  ASSERT_EQ(alerts->alerts.size(), 1u);
+  EXPECT_EQ(alerts->alerts[0].id, inserted->id);
+
+  RawDb raw;
+  open_raw(raw);
+  EXPECT_EQ(column(raw, "SELECT max(version) FROM schema_migrations"),
+            std::vector<std::string>{std::to_string(sqlite::latest_schema_version())});
+}
+
+UsageEvent event_at(int64_t ms) {
+  UsageEvent event;
+  event.at = from_unix_ms(ms);
+  event.key_id = "key_1";
+  event.forwarded = true;
+  event.usage = Usage{.requests = 1, .input_tokens = 3, .spend = Money::from_nanos(5'000'000'001)};
+  return event;
+}
+
+UsageFilter all_time() {
+  return UsageFilter{.from = from_unix_ms(-10'000'000), .to = from_unix_ms(10'000'000)};
+}
+
+TEST_F(SqliteStoreTest, UsageEventsLiveInADatabaseOfTheirOwn) {
+  EXPECT_EQ(sqlite::usage_database_path("/d/till.db"), "/d/till-usage.db");
+  EXPECT_EQ(sqlite::usage_database_path("/d/store"), "/d/store-usage");
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+  ASSERT_OK(store);
+  ASSERT_OK((*store)->append_usage_events(std::vector<UsageEvent>{event_at(1000)}));
+  RawDb main;
+  open_raw(main);
+  EXPECT_EQ(column(main, "SELECT count(*) FROM sqlite_master WHERE name = 'usage_events'"),
+            std::vector<std::string>{"0"});
+  RawDb usage;
+  open_raw(usage, /*usage=*/true);
+  EXPECT_EQ(column(usage, "SELECT count(*) FROM usage_events"), std::vector<std::string>{"1"});
+  for (const std::string& file :
+       {sqlite::usage_database_path(path_), sqlite::usage_database_path(path_) + "-wal"}) {
+    EXPECT_EQ(file_mode(file), 0600u) << file;
+  }
+}
+
+TEST_F(SqliteStoreTest, UsageEventsStoreMoneyAsIntegersAndNeverTheBodyHash) {
+  Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
+  ASSERT_OK(store);
+  UsageEvent event = event_at(1000);
+  event.body_hash = 0x1234567890abcdef;
+  ASSERT_OK((*store)->append_usage_events(std::span(&event, 1)));
+  RawDb raw;
+  open_raw(raw, /*usage=*/true);
+  EXPECT_EQ(column(raw, "SELECT typeof(spend_nanos) || ' ' || spend_nanos FROM usage_events"),
+            std::vector<std::string>{"integer 5000000001"});
+  for (const std::string& name :
+       column(raw, "SELECT name FROM pragma_table_info('usage_events')")) {
+    EXPECT_EQ(name.find("hash"), std::string::npos) << name;
+  }
+}
+
+TEST_F(SqliteStoreTest, UsageEventCursorsAreCanonicalDecimalIdsNeverReused) {
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  Store& store = **opened;
+  std::vector<UsageEvent> events = {event_at(1000), event_at(2000), event_at(3000)};
+  ASSERT_OK(store.append_usage_events(events));
+  Result<UsageEventPage> page = store.list_usage_events(all_time(), "", 1);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].id, 3);
+  ASSERT_TRUE(page->next_cursor);
+  EXPECT_EQ(*page->next_cursor, "3");
+  for (const char* cursor :
+       {"0", "03", "+3", " 3", "3 ", "3\n", "1e3", "0x3", "9223372036854775808", "-0"}) {
+    EXPECT_TRUE(
+        fails_with(store.list_usage_events(all_time(), cursor, 10), ErrorCode::kInvalidRequest))
+        << "cursor \"" << cursor << "\"";
+  }
+  // A cursor whose event retention has deleted: every event after it is gone too.
+  ASSERT_OK(store.delete_usage_events_before(from_unix_ms(3500)));
+  page = store.list_usage_events(all_time(), "3", 10);
+  ASSERT_OK(page);
+  EXPECT_TRUE(page->events.empty());
+  EXPECT_FALSE(page->next_cursor);
+  // Ids keep growing after the newest events were deleted.
+  ASSERT_OK(store.append_usage_events(std::vector<UsageEvent>{event_at(500)}));
+  page = store.list_usage_events(all_time(), "", 10);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].id, 4);
+}
+
+TEST_F(SqliteStoreTest, RetentionDeletesLargeBacklogsInFull) {
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  Store& store = **opened;
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 4500; ++i) events.push_back(event_at(i));  // several deletion batches
+  ASSERT_OK(store.append_usage_events(events));
+  Result<int64_t> deleted = store.delete_usage_events_before(from_unix_ms(4321));
+  ASSERT_OK(deleted);
+  EXPECT_EQ(*deleted, 4321);
+  Result<std::vector<UsageSeries>> summary =
+      store.usage_summary(all_time(), UsageBucket::kDay, UsageGroup::kNone);
+  ASSERT_OK(summary);
+  ASSERT_EQ(summary->size(), 1u);
+  EXPECT_EQ((*summary)[0].totals.requests, 4500 - 4321);
+}
+
+TEST_F(SqliteStoreTest, UsageBucketsBeforeTheEpochStartOnTheirBoundaryToo) {
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  ASSERT_OK((*opened)->append_usage_events(std::vector<UsageEvent>{event_at(-1), event_at(0)}));
+  Result<std::vector<UsageSeries>> summary =
+      (*opened)->usage_summary(all_time(), UsageBucket::kMinute, UsageGroup::kNone);
+  ASSERT_OK(summary);
+  ASSERT_EQ(summary->size(), 1u);
+  ASSERT_EQ((*summary)[0].points.size(), 2u);
+  EXPECT_EQ((*summary)[0].points[0].start, from_unix_ms(-60'000));
+  EXPECT_EQ((*summary)[0].points[1].start, from_unix_ms(0));
+}
+
+TEST_F(SqliteStoreTest, UsageEventsAreListedByTimeEvenWhenAppendedLate) {
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  Store& store = **opened;
+  // Event sinks write in batches: an event can be appended after a newer one.
+  ASSERT_OK(store.append_usage_events(std::vector<UsageEvent>{event_at(3000), event_at(1000)}));
+  ASSERT_OK(store.append_usage_events(std::vector<UsageEvent>{event_at(2000), event_at(3000)}));
+  std::vector<std::pair<int64_t, int64_t>> listed;  // (at, id)
+  std::string cursor;
+  for (int pages = 0; pages < 10; ++pages) {
+    Result<UsageEventPage> page = store.list_usage_events(all_time(), cursor, 1);
+    ASSERT_OK(page);
+    for (const UsageEvent& event : page->events)
+      listed.emplace_back(to_unix_ms(event.at), event.id);
+    if (!page->next_cursor) break;
+    cursor = *page->next_cursor;
+  }
+  EXPECT_EQ(listed,
+            (std::vector<std::pair<int64_t, int64_t>>{{3000, 4}, {3000, 1}, {2000, 3}, {1000, 2}}));
 }
 
 }  // namespace

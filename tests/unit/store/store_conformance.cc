@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <climits>
 #include <filesystem>
 #include <latch>
 #include <set>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -1490,6 +1492,804 @@ TEST_P(StoreConformanceTest, CredentialInUseIsRemovedOnlyByForce) {
   ASSERT_OK(store_->delete_credential("openai-prod", true));
   EXPECT_TRUE(fails_with(store_->find_credential("openai-prod"), ErrorCode::kNotFound));
   EXPECT_TRUE(fails_with(store_->delete_credential("openai-prod", true), ErrorCode::kNotFound));
+}
+
+// --- Usage events ------------------------------------------------------------------------------
+
+// A forwarded request of key_a on openai's gpt-4o-mini: one request, 100 in / 20 out tokens.
+UsageEvent usage_event(Timestamp at, std::string key_id = "key_a", std::string provider = "openai",
+                       std::string model = "gpt-4o-mini") {
+  UsageEvent event;
+  event.at = at;
+  event.key_id = std::move(key_id);
+  event.provider = std::move(provider);
+  event.model = std::move(model);
+  event.status = 200;
+  event.forwarded = true;
+  event.upstream_status = 200;
+  event.usage = Usage{
+      .requests = 1, .input_tokens = 100, .output_tokens = 20, .spend = Money::from_nanos(1000)};
+  return event;
+}
+
+// A request till answered itself: nothing forwarded, nothing charged.
+UsageEvent refused_event(Timestamp at, std::string key_id = "key_a") {
+  UsageEvent event = usage_event(at, std::move(key_id));
+  event.status = 429;
+  event.error_code = "rate_limited";
+  event.forwarded = false;
+  event.upstream_status = 0;
+  event.usage = Usage{};
+  return event;
+}
+
+UsageFilter time_range(Timestamp from, Timestamp to) {
+  UsageFilter filter;
+  filter.from = from;
+  filter.to = to;
+  return filter;
+}
+
+// What usage_summary must report for `events`: requests of forwarded ones, the rest refused.
+UsageTotals totals_of(const std::vector<UsageEvent>& events) {
+  UsageTotals totals;
+  for (const UsageEvent& event : events) {
+    if (event.forwarded) {
+      totals.requests += event.usage.requests;
+    } else {
+      ++totals.refused;
+    }
+    totals.input_tokens += event.usage.input_tokens;
+    totals.cached_input_tokens += event.usage.cached_input_tokens;
+    totals.output_tokens += event.usage.output_tokens;
+    totals.reasoning_tokens += event.usage.reasoning_tokens;
+    totals.unmetered_tokens += event.usage.unmetered_tokens;
+    totals.spend += event.usage.spend;
+  }
+  return totals;
+}
+
+// The single series of an ungrouped summary.
+UsageSeries only_series(Store& store, const UsageFilter& filter, UsageBucket bucket) {
+  Result<std::vector<UsageSeries>> summary = store.usage_summary(filter, bucket, UsageGroup::kNone);
+  if (!summary) {
+    ADD_FAILURE() << summary.error().message;
+    return {};
+  }
+  EXPECT_EQ(summary->size(), 1u);
+  if (summary->empty()) return {};
+  EXPECT_EQ(summary->front().group, "");
+  return summary->front();
+}
+
+std::vector<Timestamp> starts_of(const UsageSeries& series) {
+  std::vector<Timestamp> starts;
+  for (const UsagePoint& point : series.points) starts.push_back(point.start);
+  return starts;
+}
+
+std::vector<int64_t> requests_of(const UsageSeries& series) {
+  std::vector<int64_t> requests;
+  for (const UsagePoint& point : series.points) requests.push_back(point.totals.requests);
+  return requests;
+}
+
+void expect_same_event(const UsageEvent& actual, const UsageEvent& expected) {
+  EXPECT_EQ(actual.at, expected.at);
+  EXPECT_EQ(actual.key_id, expected.key_id);
+  EXPECT_EQ(actual.provider, expected.provider);
+  EXPECT_EQ(actual.model, expected.model);
+  EXPECT_EQ(actual.status, expected.status);
+  EXPECT_EQ(actual.error_code, expected.error_code);
+  EXPECT_EQ(actual.forwarded, expected.forwarded);
+  EXPECT_EQ(actual.streaming, expected.streaming);
+  EXPECT_EQ(actual.upstream_status, expected.upstream_status);
+  EXPECT_EQ(actual.usage, expected.usage);
+  EXPECT_EQ(actual.latency, expected.latency);
+  EXPECT_EQ(actual.upstream_latency, expected.upstream_latency);
+  EXPECT_EQ(actual.time_to_first_byte, expected.time_to_first_byte);
+  EXPECT_EQ(actual.client_address, expected.client_address);
+  EXPECT_EQ(actual.body_hash, 0u);  // in memory only
+}
+
+// Pages through the events `filter` selects and returns them, checking each page's size.
+std::vector<UsageEvent> all_event_pages(Store& store, const UsageFilter& filter, int limit,
+                                        size_t expected_pages) {
+  std::vector<UsageEvent> events;
+  std::string cursor;
+  size_t pages = 0;
+  for (;;) {
+    Result<UsageEventPage> page = store.list_usage_events(filter, cursor, limit);
+    if (!page) {
+      ADD_FAILURE() << page.error().message;
+      break;
+    }
+    ++pages;
+    if (page->next_cursor) {
+      EXPECT_EQ(page->events.size(), static_cast<size_t>(limit)) << "page " << pages;
+    } else {
+      EXPECT_LE(page->events.size(), static_cast<size_t>(limit));
+    }
+    events.insert(events.end(), page->events.begin(), page->events.end());
+    if (!page->next_cursor) break;
+    cursor = *page->next_cursor;
+    if (pages > 100) {
+      ADD_FAILURE() << "pagination does not end";
+      break;
+    }
+  }
+  EXPECT_EQ(pages, expected_pages);
+  return events;
+}
+
+std::vector<int64_t> event_ids(const std::vector<UsageEvent>& events) {
+  std::vector<int64_t> ids;
+  for (const UsageEvent& event : events) ids.push_back(event.id);
+  return ids;
+}
+
+TEST_P(StoreConformanceTest, UsageEventsRoundTripEveryFieldButTheBodyHash) {
+  UsageEvent event;
+  event.at = kT0 + 1234ms;
+  event.key_id = "key_full";
+  event.provider = "anthropic";
+  event.model = "claude \"sonnet\" \xe6\xa8\xa1\xe5\x9e\x8b";
+  event.status = 502;
+  event.error_code = "upstream_error";
+  event.forwarded = true;
+  event.streaming = true;
+  event.upstream_status = 529;
+  event.usage = Usage{.requests = 1,
+                      .input_tokens = 1'000'000'000'000,
+                      .cached_input_tokens = 7,
+                      .output_tokens = 30,
+                      .reasoning_tokens = 11,
+                      .unmetered_tokens = 5,
+                      .spend = Money::from_nanos(5'000'000'001)};
+  event.latency = 1'500'000us;
+  event.upstream_latency = 250'001us;
+  event.time_to_first_byte = 300'002us;
+  event.client_address = "2001:db8::1";
+  event.body_hash = 0xdeadbeef;
+  UsageEvent anonymous = refused_event(kT0 + 2s, "");
+  anonymous.error_code = "invalid_api_key";
+  anonymous.status = 401;
+  anonymous.provider = "";
+  anonymous.model = "";
+  anonymous.client_address = "";
+  anonymous.streaming = true;  // without being forwarded
+  ASSERT_OK(store_->append_usage_events(std::vector<UsageEvent>{event, anonymous}));
+
+  for (bool reopened : {false, true}) {
+    SCOPED_TRACE(reopened ? "after reopen" : "before reopen");
+    if (reopened) reopen();
+    Result<UsageEventPage> page = store_->list_usage_events(time_range(kT0, kT0 + 1h), "", 10);
+    ASSERT_OK(page);
+    ASSERT_EQ(page->events.size(), 2u);
+    EXPECT_FALSE(page->next_cursor);
+    expect_same_event(page->events[0], anonymous);
+    expect_same_event(page->events[1], event);
+    EXPECT_GT(page->events[0].id, page->events[1].id);  // ids are assigned in order
+    EXPECT_GT(page->events[1].id, 0);
+  }
+}
+
+TEST_P(StoreConformanceTest, AppendingNoEventsSucceeds) {
+  EXPECT_OK(store_->append_usage_events({}));
+  Result<UsageEventPage> page = store_->list_usage_events(time_range(kT0, kT0 + 1h), "", 10);
+  ASSERT_OK(page);
+  EXPECT_TRUE(page->events.empty());
+}
+
+TEST_P(StoreConformanceTest, AppendRejectsNegativeUsageAndAppendsNothing) {
+  UsageEvent good = usage_event(kT0);
+  for (int figure = 0; figure < 7; ++figure) {
+    SCOPED_TRACE("figure " + std::to_string(figure));
+    UsageEvent bad = usage_event(kT0 + 1s);
+    int64_t* figures[] = {
+        &bad.usage.requests,      &bad.usage.input_tokens,     &bad.usage.cached_input_tokens,
+        &bad.usage.output_tokens, &bad.usage.reasoning_tokens, &bad.usage.unmetered_tokens};
+    if (figure < 6) {
+      *figures[figure] = -1;
+    } else {
+      bad.usage.spend = Money::from_nanos(-1);
+    }
+    Result<void> appended = store_->append_usage_events(std::vector<UsageEvent>{good, bad});
+    EXPECT_TRUE(fails_with(appended, ErrorCode::kInvalidRequest));
+  }
+  Result<UsageEventPage> page = store_->list_usage_events(time_range(kT0, kT0 + 1h), "", 10);
+  ASSERT_OK(page);
+  EXPECT_TRUE(page->events.empty());
+}
+
+TEST_P(StoreConformanceTest, UsageSummaryTotalsAreTheSumsOfTheEvents) {
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 6; ++i) {
+    UsageEvent event = usage_event(kT0 + std::chrono::minutes(7 * i) + std::chrono::seconds(i),
+                                   i % 2 ? "key_a" : "key_b", i % 3 ? "openai" : "anthropic");
+    event.usage = Usage{.requests = 1,
+                        .input_tokens = 100 * (i + 1),
+                        .cached_input_tokens = 10 * i,
+                        .output_tokens = 7 * i + 3,
+                        .reasoning_tokens = i,
+                        .unmetered_tokens = i == 4 ? 500 : 0,
+                        .spend = Money::from_nanos(123'456'789LL * (i + 1))};
+    events.push_back(event);
+  }
+  events.push_back(refused_event(kT0 + 3min));
+  // Appended in two calls: the summary sums across appends.
+  ASSERT_OK(store_->append_usage_events(std::span(events).first(4)));
+  ASSERT_OK(store_->append_usage_events(std::span(events).subspan(4)));
+  const UsageTotals expected = totals_of(events);
+  ASSERT_EQ(expected.requests, 6);
+  ASSERT_EQ(expected.refused, 1);
+
+  for (bool reopened : {false, true}) {
+    SCOPED_TRACE(reopened ? "after reopen" : "before reopen");
+    if (reopened) reopen();
+    UsageSeries hourly = only_series(*store_, time_range(kT0, kT0 + 1h), UsageBucket::kHour);
+    EXPECT_EQ(hourly.totals, expected);
+    ASSERT_EQ(hourly.points.size(), 1u);
+    EXPECT_EQ(hourly.points[0].start, kT0);
+    EXPECT_EQ(hourly.points[0].totals, expected);
+
+    UsageSeries by_minute = only_series(*store_, time_range(kT0, kT0 + 1h), UsageBucket::kMinute);
+    EXPECT_EQ(by_minute.totals, expected);
+    // Only buckets with events, oldest first: minutes 0, 3 (the refused one), 7, 14, 21, 28, 35.
+    EXPECT_EQ(starts_of(by_minute),
+              (std::vector<Timestamp>{kT0, kT0 + 3min, kT0 + 7min, kT0 + 14min, kT0 + 21min,
+                                      kT0 + 28min, kT0 + 35min}));
+    UsageTotals summed;
+    for (const UsagePoint& point : by_minute.points) {
+      summed.requests += point.totals.requests;
+      summed.refused += point.totals.refused;
+      summed.input_tokens += point.totals.input_tokens;
+      summed.cached_input_tokens += point.totals.cached_input_tokens;
+      summed.output_tokens += point.totals.output_tokens;
+      summed.reasoning_tokens += point.totals.reasoning_tokens;
+      summed.unmetered_tokens += point.totals.unmetered_tokens;
+      summed.spend += point.totals.spend;
+    }
+    EXPECT_EQ(summed, expected);
+    EXPECT_EQ(by_minute.points[3].totals, totals_of({events[2]}));
+  }
+}
+
+TEST_P(StoreConformanceTest, UsageSummaryOfNoEventsIsOneEmptySeries) {
+  ASSERT_OK(store_->append_usage_events(std::vector<UsageEvent>{usage_event(kT0)}));
+  UsageSeries series = only_series(*store_, time_range(kT0 + 1h, kT0 + 2h), UsageBucket::kMinute);
+  EXPECT_EQ(series.totals, UsageTotals{});
+  EXPECT_TRUE(series.points.empty());
+  for (UsageGroup group : {UsageGroup::kKey, UsageGroup::kProvider, UsageGroup::kModel}) {
+    Result<std::vector<UsageSeries>> grouped =
+        store_->usage_summary(time_range(kT0 + 1h, kT0 + 2h), UsageBucket::kHour, group);
+    ASSERT_OK(grouped);
+    EXPECT_TRUE(grouped->empty());
+  }
+}
+
+TEST_P(StoreConformanceTest, UsageBucketsStartOnUtcMinuteHourAndDayBoundaries) {
+  // kT0 is 2025-12-04T15:00:00Z.
+  const Timestamp day_start = kT0 - 15h;  // 2025-12-04T00:00:00Z
+  const std::vector<UsageEvent> events = {
+      usage_event(kT0 + 59'999ms),         // 15:00:59.999
+      usage_event(kT0 + 1min),             // 15:01:00.000
+      usage_event(kT0 + 1h - 1ms),         // 15:59:59.999
+      usage_event(kT0 + 1h),               // 16:00:00.000
+      usage_event(day_start + 24h - 1ms),  // 23:59:59.999
+      usage_event(day_start + 24h),        // 2025-12-05T00:00:00.000
+  };
+  ASSERT_OK(store_->append_usage_events(events));
+  const UsageFilter all = time_range(day_start, day_start + 48h);
+
+  UsageSeries minutes = only_series(*store_, all, UsageBucket::kMinute);
+  EXPECT_EQ(starts_of(minutes), (std::vector<Timestamp>{kT0, kT0 + 1min, kT0 + 59min, kT0 + 1h,
+                                                        day_start + 24h - 1min, day_start + 24h}));
+  EXPECT_EQ(requests_of(minutes), (std::vector<int64_t>{1, 1, 1, 1, 1, 1}));
+
+  UsageSeries hours = only_series(*store_, all, UsageBucket::kHour);
+  EXPECT_EQ(starts_of(hours),
+            (std::vector<Timestamp>{kT0, kT0 + 1h, day_start + 23h, day_start + 24h}));
+  EXPECT_EQ(requests_of(hours), (std::vector<int64_t>{3, 1, 1, 1}));
+
+  UsageSeries days = only_series(*store_, all, UsageBucket::kDay);
+  EXPECT_EQ(starts_of(days), (std::vector<Timestamp>{day_start, day_start + 24h}));
+  EXPECT_EQ(requests_of(days), (std::vector<int64_t>{5, 1}));
+}
+
+TEST_P(StoreConformanceTest, UsageFiltersSelectKeyProviderModelAndAHalfOpenRange) {
+  // Each event spends a distinct power of two, so a total's spend names the events it covers.
+  struct Spec {
+    Timestamp at;
+    const char* key;
+    const char* provider;
+    const char* model;
+  };
+  const Spec specs[] = {
+      {kT0 - 1ms, "key_a", "openai", "gpt-4o"},             // 1: before `from`
+      {kT0, "key_a", "openai", "gpt-4o"},                   // 2: at `from`: included
+      {kT0 + 1min, "key_a", "anthropic", "claude"},         // 4
+      {kT0 + 2min, "key_b", "openai", "gpt-4o"},            // 8
+      {kT0 + 3min, "key_b", "openai", "gpt-4o-mini"},       // 16
+      {kT0 + 10min - 1ms, "key_c", "anthropic", "gpt-4o"},  // 32: the last included instant
+      {kT0 + 10min, "key_a", "openai", "gpt-4o"},           // 64: at `to`: excluded
+  };
+  std::vector<UsageEvent> events;
+  for (size_t i = 0; i < std::size(specs); ++i) {
+    UsageEvent event = usage_event(specs[i].at, specs[i].key, specs[i].provider, specs[i].model);
+    event.usage.spend = Money::from_nanos(int64_t{1} << i);
+    events.push_back(event);
+  }
+  ASSERT_OK(store_->append_usage_events(events));
+
+  struct Case {
+    const char* name;
+    std::optional<std::string> key;
+    std::optional<std::string> provider;
+    std::optional<std::string> model;
+    int64_t spend;  // the events selected
+  };
+  const Case cases[] = {
+      {"range only", {}, {}, {}, 2 | 4 | 8 | 16 | 32},
+      {"key", "key_a", {}, {}, 2 | 4},
+      {"provider", {}, "openai", {}, 2 | 8 | 16},
+      {"model", {}, {}, "gpt-4o", 2 | 8 | 32},
+      {"key and model", "key_b", {}, "gpt-4o", 8},
+      {"provider and model", {}, "anthropic", "gpt-4o", 32},
+      {"all three", "key_b", "openai", "gpt-4o-mini", 16},
+      {"no match", "key_c", "openai", {}, 0},
+      {"exact model name", {}, {}, "gpt-4", 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    UsageFilter filter = time_range(kT0, kT0 + 10min);
+    filter.key_id = c.key;
+    filter.provider = c.provider;
+    filter.model = c.model;
+    UsageSeries series = only_series(*store_, filter, UsageBucket::kDay);
+    EXPECT_EQ(series.totals.spend, Money::from_nanos(c.spend));
+    EXPECT_EQ(series.totals.requests, std::popcount(static_cast<uint64_t>(c.spend)));
+    // The events listed are the events summed.
+    Result<UsageEventPage> page = store_->list_usage_events(filter, "", 100);
+    ASSERT_OK(page);
+    int64_t listed = 0;
+    for (const UsageEvent& event : page->events) listed |= event.usage.spend.nanos();
+    EXPECT_EQ(listed, c.spend);
+    EXPECT_EQ(page->events.size(), static_cast<size_t>(series.totals.requests));
+  }
+}
+
+TEST_P(StoreConformanceTest, UsageSummaryRejectsAnEmptyOrReversedRange) {
+  for (Timestamp to : {kT0, kT0 - 1ms}) {
+    Result<std::vector<UsageSeries>> summary =
+        store_->usage_summary(time_range(kT0, to), UsageBucket::kHour, UsageGroup::kNone);
+    ASSERT_TRUE(fails_with(summary, ErrorCode::kInvalidRequest));
+    EXPECT_EQ(summary.error().field, "to");
+  }
+}
+
+TEST_P(StoreConformanceTest, RefusedEventsAreCountedApartFromRequests) {
+  std::vector<UsageEvent> events = {usage_event(kT0), refused_event(kT0 + 1s),
+                                    refused_event(kT0 + 2s), usage_event(kT0 + 61s),
+                                    refused_event(kT0 + 62s, "")};
+  ASSERT_OK(store_->append_usage_events(events));
+  UsageSeries series = only_series(*store_, time_range(kT0, kT0 + 1h), UsageBucket::kMinute);
+  EXPECT_EQ(series.totals.requests, 2);
+  EXPECT_EQ(series.totals.refused, 3);
+  EXPECT_EQ(series.totals.input_tokens, 200);
+  EXPECT_EQ(series.totals.spend, Money::from_nanos(2000));
+  ASSERT_EQ(series.points.size(), 2u);
+  EXPECT_EQ(series.points[0].totals.requests, 1);
+  EXPECT_EQ(series.points[0].totals.refused, 2);
+  EXPECT_EQ(series.points[1].totals.requests, 1);
+  EXPECT_EQ(series.points[1].totals.refused, 1);
+
+  // A group of refused events only (the unknown key "") has no requests.
+  Result<std::vector<UsageSeries>> by_key =
+      store_->usage_summary(time_range(kT0, kT0 + 1h), UsageBucket::kHour, UsageGroup::kKey);
+  ASSERT_OK(by_key);
+  ASSERT_EQ(by_key->size(), 2u);
+  EXPECT_EQ((*by_key)[0].group, "key_a");
+  EXPECT_EQ((*by_key)[0].totals.requests, 2);
+  EXPECT_EQ((*by_key)[0].totals.refused, 2);
+  EXPECT_EQ((*by_key)[1].group, "");
+  EXPECT_EQ((*by_key)[1].totals.requests, 0);
+  EXPECT_EQ((*by_key)[1].totals.refused, 1);
+}
+
+TEST_P(StoreConformanceTest, GroupedUsageIsOrderedBySpendThenRequestsThenName) {
+  // spend/requests by key: key_b 500/1; key_c 300/3 before key_a 300/1 (a tie on spend, the most
+  // requests first, against name order); key_d and key_e 100/1 each (a tie on both: by name).
+  auto spending = [](Timestamp at, const char* key, const char* provider, const char* model,
+                     int64_t nanos) {
+    UsageEvent event = usage_event(at, key, provider, model);
+    event.usage.spend = Money::from_nanos(nanos);
+    return event;
+  };
+  std::vector<UsageEvent> events = {
+      spending(kT0, "key_e", "openai", "m1", 100),
+      spending(kT0 + 1min, "key_c", "anthropic", "m2", 100),
+      spending(kT0 + 2min, "key_a", "openai", "m1", 300),
+      spending(kT0 + 3min, "key_d", "gemini", "m3", 100),
+      spending(kT0 + 1h, "key_c", "openai", "m2", 100),
+      spending(kT0 + 1h + 1min, "key_c", "anthropic", "m1", 100),
+      spending(kT0 + 1h + 2min, "key_b", "openai", "m3", 500),
+  };
+  ASSERT_OK(store_->append_usage_events(events));
+  const UsageFilter filter = time_range(kT0, kT0 + 2h);
+  auto groups_of = [](const std::vector<UsageSeries>& summary) {
+    std::vector<std::string> groups;
+    for (const UsageSeries& series : summary) groups.push_back(series.group);
+    return groups;
+  };
+
+  Result<std::vector<UsageSeries>> by_key =
+      store_->usage_summary(filter, UsageBucket::kHour, UsageGroup::kKey);
+  ASSERT_OK(by_key);
+  EXPECT_EQ(groups_of(*by_key),
+            (std::vector<std::string>{"key_b", "key_c", "key_a", "key_d", "key_e"}));
+  // Each group has its own points and totals.
+  ASSERT_EQ(by_key->size(), 5u);
+  const UsageSeries& key_c = (*by_key)[1];
+  EXPECT_EQ(key_c.totals, totals_of({events[1], events[4], events[5]}));
+  EXPECT_EQ(starts_of(key_c), (std::vector<Timestamp>{kT0, kT0 + 1h}));
+  EXPECT_EQ(requests_of(key_c), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(starts_of((*by_key)[0]), std::vector<Timestamp>{kT0 + 1h});
+
+  // openai 1000/4, anthropic 200/2, gemini 100/1.
+  Result<std::vector<UsageSeries>> by_provider =
+      store_->usage_summary(filter, UsageBucket::kDay, UsageGroup::kProvider);
+  ASSERT_OK(by_provider);
+  EXPECT_EQ(groups_of(*by_provider), (std::vector<std::string>{"openai", "anthropic", "gemini"}));
+  ASSERT_EQ(by_provider->size(), 3u);
+  EXPECT_EQ((*by_provider)[0].totals.spend, Money::from_nanos(1000));
+  EXPECT_EQ((*by_provider)[0].totals.requests, 4);
+
+  // m3 600/2, m1 500/3, m2 200/2.
+  Result<std::vector<UsageSeries>> by_model =
+      store_->usage_summary(filter, UsageBucket::kDay, UsageGroup::kModel);
+  ASSERT_OK(by_model);
+  EXPECT_EQ(groups_of(*by_model), (std::vector<std::string>{"m3", "m1", "m2"}));
+
+  // Filters apply before grouping: openai's key_c and key_e tie at 100/1.
+  UsageFilter openai = filter;
+  openai.provider = "openai";
+  Result<std::vector<UsageSeries>> openai_keys =
+      store_->usage_summary(openai, UsageBucket::kDay, UsageGroup::kKey);
+  ASSERT_OK(openai_keys);
+  EXPECT_EQ(groups_of(*openai_keys),
+            (std::vector<std::string>{"key_b", "key_a", "key_c", "key_e"}));
+}
+
+TEST_P(StoreConformanceTest, UsageEventsPageNewestFirstWithoutDuplicatesOrGaps) {
+  // 23 events, three per millisecond (ties on `at`), appended in three calls.
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 23; ++i) {
+    UsageEvent event =
+        usage_event(kT0 + std::chrono::milliseconds(i / 3), i % 2 ? "key_a" : "key_b");
+    event.usage.input_tokens = i;  // names the event
+    events.push_back(event);
+  }
+  ASSERT_OK(store_->append_usage_events(std::span(events).first(7)));
+  ASSERT_OK(store_->append_usage_events(std::span(events).subspan(7, 7)));
+  ASSERT_OK(store_->append_usage_events(std::span(events).subspan(14)));
+  auto names = [](const std::vector<UsageEvent>& listed) {
+    std::vector<int64_t> out;
+    for (const UsageEvent& event : listed) out.push_back(event.usage.input_tokens);
+    return out;
+  };
+  std::vector<int64_t> newest_first;
+  std::vector<int64_t> key_a_newest_first;
+  for (int i = 22; i >= 0; --i) {
+    newest_first.push_back(i);
+    if (i % 2) key_a_newest_first.push_back(i);
+  }
+  const UsageFilter all = time_range(kT0, kT0 + 1h);
+
+  std::vector<UsageEvent> paged = all_event_pages(*store_, all, 5, 5);
+  EXPECT_EQ(names(paged), newest_first);
+  std::vector<int64_t> ids = event_ids(paged);
+  EXPECT_TRUE(std::is_sorted(ids.rbegin(), ids.rend()));
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), ids.size());
+  EXPECT_EQ(names(all_event_pages(*store_, all, 1, 23)), newest_first);
+  EXPECT_EQ(names(all_event_pages(*store_, all, 3, 8)), newest_first);
+  // A page that holds them all, or fits exactly, has no cursor; no empty page at the end.
+  EXPECT_EQ(names(all_event_pages(*store_, all, 1000, 1)), newest_first);
+  EXPECT_EQ(names(all_event_pages(*store_, all, 23, 1)), newest_first);
+  UsageFilter key_a = all;
+  key_a.key_id = "key_a";
+  ASSERT_EQ(key_a_newest_first.size(), 11u);
+  EXPECT_EQ(names(all_event_pages(*store_, key_a, 4, 3)), key_a_newest_first);
+  EXPECT_EQ(names(all_event_pages(*store_, key_a, 11, 1)), key_a_newest_first);
+  // The range bounds the pages too: the first millisecond holds events 0, 1 and 2.
+  EXPECT_EQ(names(all_event_pages(*store_, time_range(kT0, kT0 + 1ms), 2, 2)),
+            (std::vector<int64_t>{2, 1, 0}));
+
+  // A cursor stays valid while newer events arrive.
+  Result<UsageEventPage> first = store_->list_usage_events(all, "", 10);
+  ASSERT_OK(first);
+  ASSERT_TRUE(first->next_cursor);
+  ASSERT_OK(store_->append_usage_events(std::vector<UsageEvent>{usage_event(kT0 + 1s)}));
+  Result<UsageEventPage> second = store_->list_usage_events(all, *first->next_cursor, 10);
+  ASSERT_OK(second);
+  EXPECT_EQ(names(second->events), (std::vector<int64_t>{12, 11, 10, 9, 8, 7, 6, 5, 4, 3}));
+
+  reopen();
+  Result<UsageEventPage> after = store_->list_usage_events(all, *second->next_cursor, 10);
+  ASSERT_OK(after);
+  EXPECT_EQ(names(after->events), (std::vector<int64_t>{2, 1, 0}));
+  EXPECT_FALSE(after->next_cursor);
+}
+
+TEST_P(StoreConformanceTest, ListUsageEventsRejectsBadCursorsAndLimits) {
+  ASSERT_OK(store_->append_usage_events(std::vector<UsageEvent>{usage_event(kT0)}));
+  const UsageFilter all = time_range(kT0, kT0 + 1h);
+  for (int limit : {0, -1, 1001, INT_MIN, INT_MAX}) {
+    Result<UsageEventPage> page = store_->list_usage_events(all, "", limit);
+    ASSERT_TRUE(fails_with(page, ErrorCode::kInvalidRequest)) << "limit " << limit;
+    EXPECT_EQ(page.error().field, "limit");
+  }
+  for (int limit : {1, 1000}) EXPECT_OK(store_->list_usage_events(all, "", limit));
+  for (std::string cursor :
+       {std::string("not a cursor"), std::string("-1"), std::string("1.5"), std::string("\xff\xfe"),
+        std::string(1000, '9'), std::string("1; DROP TABLE usage_events")}) {
+    Result<UsageEventPage> page = store_->list_usage_events(all, cursor, 10);
+    ASSERT_TRUE(fails_with(page, ErrorCode::kInvalidRequest)) << "cursor " << cursor;
+    EXPECT_EQ(page.error().field, "cursor");
+  }
+}
+
+TEST_P(StoreConformanceTest, DeleteUsageEventsBeforeRemovesOnlyOlderEvents) {
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 10; ++i) events.push_back(usage_event(kT0 + std::chrono::minutes(i)));
+  ASSERT_OK(store_->append_usage_events(events));
+
+  Result<int64_t> deleted = store_->delete_usage_events_before(kT0 + 4min);  // minutes 0..3
+  ASSERT_OK(deleted);
+  EXPECT_EQ(*deleted, 4);
+  const UsageFilter all = time_range(kT0 - 1h, kT0 + 1h);
+  Result<UsageEventPage> page = store_->list_usage_events(all, "", 100);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 6u);
+  EXPECT_EQ(page->events.back().at, kT0 + 4min);  // the event at `before` stays
+  EXPECT_EQ(only_series(*store_, all, UsageBucket::kDay).totals.requests, 6);
+
+  deleted = store_->delete_usage_events_before(kT0 + 4min);
+  ASSERT_OK(deleted);
+  EXPECT_EQ(*deleted, 0);
+  reopen();
+  EXPECT_EQ(only_series(*store_, all, UsageBucket::kDay).totals.requests, 6);
+  deleted = store_->delete_usage_events_before(kT0 + 1h);
+  ASSERT_OK(deleted);
+  EXPECT_EQ(*deleted, 6);
+  EXPECT_EQ(only_series(*store_, all, UsageBucket::kDay).totals, UsageTotals{});
+}
+
+// --- Alerts ------------------------------------------------------------------------------------
+
+AlertRecord new_alert(std::string key_id, std::string rule, Timestamp created_at) {
+  AlertRecord alert;
+  alert.key_id = std::move(key_id);
+  alert.rule = std::move(rule);
+  alert.severity = "warning";
+  alert.message = "key " + alert.key_id + " crossed 80% of its spend limit";
+  alert.action = "alert";
+  alert.created_at = created_at;
+  return alert;
+}
+
+std::vector<int64_t> alert_ids(const std::vector<AlertRecord>& alerts) {
+  std::vector<int64_t> ids;
+  for (const AlertRecord& alert : alerts) ids.push_back(alert.id);
+  return ids;
+}
+
+void expect_same_alert(const AlertRecord& actual, const AlertRecord& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.key_id, expected.key_id);
+  EXPECT_EQ(actual.rule, expected.rule);
+  EXPECT_EQ(actual.severity, expected.severity);
+  EXPECT_EQ(actual.message, expected.message);
+  EXPECT_EQ(actual.action, expected.action);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.acknowledged, expected.acknowledged);
+  EXPECT_EQ(actual.acknowledged_at, expected.acknowledged_at);
+}
+
+TEST_P(StoreConformanceTest, AlertsRoundTripWithIncreasingIds) {
+  AlertRecord alert = new_alert("key_a", "budget_threshold", kT0);
+  alert.id = 999;  // ignored
+  alert.severity = "critical";
+  alert.message = "key key_a is \"looping\": \xe2\x80\x94 suspended";
+  alert.action = "suspend";
+  Result<AlertRecord> first = store_->insert_alert(alert);
+  ASSERT_OK(first);
+  AlertRecord about_an_address = new_alert("", "revoked_key_in_use", kT0 + 1s);
+  Result<AlertRecord> second = store_->insert_alert(about_an_address);
+  ASSERT_OK(second);
+  EXPECT_GT(first->id, 0);
+  EXPECT_GT(second->id, first->id);
+  alert.id = first->id;
+  about_an_address.id = second->id;
+  expect_same_alert(*first, alert);
+  expect_same_alert(*second, about_an_address);
+  EXPECT_FALSE(first->acknowledged);
+
+  reopen();
+  Result<AlertPage> page = store_->list_alerts({});
+  ASSERT_OK(page);
+  ASSERT_EQ(page->alerts.size(), 2u);
+  EXPECT_FALSE(page->next_cursor);
+  expect_same_alert(page->alerts[0], about_an_address);  // newest first
+  expect_same_alert(page->alerts[1], alert);
+  Result<AlertRecord> third = store_->insert_alert(alert);
+  ASSERT_OK(third);
+  EXPECT_GT(third->id, second->id);
+}
+
+TEST_P(StoreConformanceTest, AlertsAreFilteredAndPagedNewestFirst) {
+  struct Spec {
+    const char* key;
+    const char* rule;
+    Timestamp created_at;
+  };
+  const Spec specs[] = {
+      {"key_a", "budget_threshold", kT0},
+      {"key_b", "budget_threshold", kT0 + 1min},
+      {"key_a", "rate_spike", kT0 + 2min},
+      {"", "revoked_key_in_use", kT0 + 3min},
+      {"key_a", "budget_threshold", kT0 + 4min},
+      {"key_b", "loop", kT0 + 5min},
+      {"key_a", "loop", kT0 + 6min},
+  };
+  std::vector<int64_t> ids;  // in insertion order
+  for (const Spec& spec : specs) {
+    Result<AlertRecord> inserted =
+        store_->insert_alert(new_alert(spec.key, spec.rule, spec.created_at));
+    ASSERT_OK(inserted);
+    ids.push_back(inserted->id);
+  }
+  ASSERT_OK(store_->acknowledge_alert(ids[0], kT0 + 10min));
+  ASSERT_OK(store_->acknowledge_alert(ids[4], kT0 + 10min));
+  ASSERT_OK(store_->acknowledge_alert(ids[5], kT0 + 10min));
+
+  // All pages of `filter`, checking page sizes; returns the indexes into `ids`, newest first.
+  auto listed = [&](AlertFilter filter, size_t expected_pages) {
+    std::vector<int> found;
+    size_t pages = 0;
+    for (;;) {
+      Result<AlertPage> page = store_->list_alerts(filter);
+      if (!page) {
+        ADD_FAILURE() << page.error().message;
+        break;
+      }
+      ++pages;
+      if (page->next_cursor) {
+        EXPECT_EQ(page->alerts.size(), static_cast<size_t>(filter.limit));
+      }
+      for (int64_t id : alert_ids(page->alerts)) {
+        found.push_back(static_cast<int>(std::find(ids.begin(), ids.end(), id) - ids.begin()));
+      }
+      if (!page->next_cursor || pages > 100) break;
+      filter.cursor = *page->next_cursor;
+    }
+    EXPECT_EQ(pages, expected_pages);
+    return found;
+  };
+  using Indexes = std::vector<int>;
+  EXPECT_EQ(listed({}, 1), (Indexes{6, 5, 4, 3, 2, 1, 0}));
+  EXPECT_EQ(listed({.limit = 3}, 3), (Indexes{6, 5, 4, 3, 2, 1, 0}));
+  EXPECT_EQ(listed({.limit = 7}, 1), (Indexes{6, 5, 4, 3, 2, 1, 0}));
+  EXPECT_EQ(listed({.key_id = "key_a", .limit = 2}, 2), (Indexes{6, 4, 2, 0}));
+  EXPECT_EQ(listed({.key_id = "", .limit = 2}, 1), (Indexes{3}));
+  EXPECT_EQ(listed({.rule = "budget_threshold"}, 1), (Indexes{4, 1, 0}));
+  EXPECT_EQ(listed({.acknowledged = false, .limit = 2}, 2), (Indexes{6, 3, 2, 1}));
+  EXPECT_EQ(listed({.acknowledged = true}, 1), (Indexes{5, 4, 0}));
+  EXPECT_EQ(listed({.since = kT0 + 4min}, 1), (Indexes{6, 5, 4}));  // created_at >= since
+  EXPECT_EQ(listed({.key_id = "key_a",
+                    .rule = "budget_threshold",
+                    .acknowledged = true,
+                    .since = kT0 + 1min},
+                   1),
+            (Indexes{4}));
+  EXPECT_EQ(listed({.key_id = "key_c"}, 1), (Indexes{}));
+
+  for (int limit : {0, -1, 1001, INT_MIN, INT_MAX}) {
+    Result<AlertPage> page = store_->list_alerts({.limit = limit});
+    ASSERT_TRUE(fails_with(page, ErrorCode::kInvalidRequest)) << "limit " << limit;
+    EXPECT_EQ(page.error().field, "limit");
+  }
+  for (std::string cursor : {std::string("not a cursor"), std::string("-1"), std::string("1.5"),
+                             std::string(1000, '9')}) {
+    Result<AlertPage> page = store_->list_alerts({.cursor = cursor});
+    ASSERT_TRUE(fails_with(page, ErrorCode::kInvalidRequest)) << "cursor " << cursor;
+    EXPECT_EQ(page.error().field, "cursor");
+  }
+}
+
+TEST_P(StoreConformanceTest, AcknowledgingAnAlertKeepsTheFirstTime) {
+  Result<AlertRecord> alert = store_->insert_alert(new_alert("key_a", "loop", kT0));
+  ASSERT_OK(alert);
+  Result<AlertRecord> acknowledged = store_->acknowledge_alert(alert->id, kT0 + 1min);
+  ASSERT_OK(acknowledged);
+  EXPECT_TRUE(acknowledged->acknowledged);
+  EXPECT_EQ(acknowledged->acknowledged_at, kT0 + 1min);
+  EXPECT_EQ(acknowledged->id, alert->id);
+  EXPECT_EQ(acknowledged->message, alert->message);
+
+  Result<AlertRecord> again = store_->acknowledge_alert(alert->id, kT0 + 2min);
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->acknowledged);
+  EXPECT_EQ(again->acknowledged_at, kT0 + 1min);
+
+  reopen();
+  Result<AlertPage> page = store_->list_alerts({.acknowledged = true});
+  ASSERT_OK(page);
+  ASSERT_EQ(page->alerts.size(), 1u);
+  EXPECT_EQ(page->alerts[0].acknowledged_at, kT0 + 1min);
+  EXPECT_TRUE(fails_with(store_->acknowledge_alert(alert->id + 1, kT0), ErrorCode::kNotFound));
+  EXPECT_TRUE(fails_with(store_->acknowledge_alert(0, kT0), ErrorCode::kNotFound));
+  EXPECT_TRUE(fails_with(store_->acknowledge_alert(-1, kT0), ErrorCode::kNotFound));
+}
+
+// --- Rotation reminders ------------------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, KeysDueForRotationAreLiveKeysSoonestFirst) {
+  auto rotating = [](std::string id, std::optional<std::chrono::milliseconds> every) {
+    KeyRecord key = new_key(std::move(id));
+    key.rotate_every = every;
+    return key;
+  };
+  KeyRecord future_expiry = rotating("key_future_expiry", 30min);  // due kT0 + 30min
+  future_expiry.expires_at = kT0 + 24h;
+  KeyRecord past_expiry = rotating("key_past_expiry", 5min);  // expired at `now` by time
+  past_expiry.expires_at = kT0 + 20min;
+  for (const KeyRecord& key : {
+           rotating("key_late", 2h),  // due kT0 + 2h: not before `before`
+           rotating("key_soon", 1h),  // due kT0 + 1h
+           rotating("key_never", std::nullopt),
+           rotating("key_revoked", 1h),
+           rotating("key_expired", 1h),
+           rotating("key_suspended", 50min),  // due kT0 + 50min: suspended keys still count
+           rotating("key_rotated", 1h),       // due kT0 + 1h20min after its rotation
+           future_expiry,
+           past_expiry,
+       }) {
+    ASSERT_OK(store_->insert_key(key));
+  }
+  ASSERT_OK(store_->set_status("key_revoked", KeyStatus::kRevoked, kT0));
+  ASSERT_OK(store_->set_status("key_expired", KeyStatus::kExpired, kT0));
+  ASSERT_OK(store_->set_status("key_suspended", KeyStatus::kSuspended, kT0));
+  ASSERT_OK(store_->rotate_token("key_rotated", SecretHash{}, 0, kT0, kT0 + 20min));
+
+  const Timestamp now = kT0 + 30min;
+  Result<std::vector<RotationDue>> due = store_->keys_due_for_rotation(kT0 + 2h, now);
+  ASSERT_OK(due);
+  std::vector<std::pair<std::string, Timestamp>> got;
+  for (const RotationDue& d : *due) got.emplace_back(d.key_id, d.due);
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, Timestamp>>{
+                     {"key_future_expiry", kT0 + 30min},
+                     {"key_suspended", kT0 + 50min},
+                     {"key_soon", kT0 + 1h},
+                     {"key_rotated", kT0 + 1h + 20min},
+                 }));
+
+  reopen();
+  due = store_->keys_due_for_rotation(kT0 + 1h + 1ms, now);
+  ASSERT_OK(due);
+  got.clear();
+  for (const RotationDue& d : *due) got.emplace_back(d.key_id, d.due);
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, Timestamp>>{
+                     {"key_future_expiry", kT0 + 30min},
+                     {"key_suspended", kT0 + 50min},
+                     {"key_soon", kT0 + 1h},
+                 }));
+  // Before the past-expiry key expired, it was due too.
+  due = store_->keys_due_for_rotation(kT0 + 10min, kT0 + 1min);
+  ASSERT_OK(due);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].key_id, "key_past_expiry");
+  EXPECT_EQ((*due)[0].due, kT0 + 5min);
 }
 
 }  // namespace
