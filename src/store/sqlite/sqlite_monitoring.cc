@@ -51,9 +51,12 @@ constexpr std::string_view kAlertColumns =
 // for the lock (usage_mutex_ and SQLite's) are delayed by milliseconds, not by the whole sweep.
 constexpr int64_t kDeleteBatch = 2000;
 
-// Binds the event's columns (all of kEventColumns but id) from parameter 1, in order.
-void bind_event(Statement& insert, const UsageEvent& event) {
-  int index = 1;
+// Rows one multi-row INSERT writes: one statement step per 32 events instead of per event.
+constexpr size_t kEventsPerInsert = 32;
+constexpr int kEventInsertColumns = 20;
+
+// Binds the event's columns (all of kEventColumns but id), in order, from parameter `index`.
+void bind_event(Statement& insert, const UsageEvent& event, int index = 1) {
   insert.bind(index++, to_unix_ms(event.at));
   insert.bind(index++, std::string_view(event.key_id));
   insert.bind(index++, std::string_view(event.provider));
@@ -195,13 +198,17 @@ Error alert_not_found(int64_t id) {
 
 Result<void> SqliteStore::prepare_monitoring_statements() {
   const std::string alert_columns(kAlertColumns);
+  const std::string insert_events =
+      "INSERT INTO usage_events (at_ms, key_id, provider, model, status, error_code, forwarded, "
+      "streaming, upstream_status, requests, input_tokens, cached_input_tokens, output_tokens, "
+      "reasoning_tokens, unmetered_tokens, spend_nanos, latency_us, upstream_latency_us, "
+      "ttfb_us, client_address) VALUES ";
+  const std::string one_row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  std::string many_rows = one_row;
+  for (size_t row = 1; row < kEventsPerInsert; ++row) many_rows += ", " + one_row;
   const std::pair<Statement*, std::string> statements[] = {
-      {&insert_usage_event_,
-       "INSERT INTO usage_events (at_ms, key_id, provider, model, status, error_code, forwarded, "
-       "streaming, upstream_status, requests, input_tokens, cached_input_tokens, output_tokens, "
-       "reasoning_tokens, unmetered_tokens, spend_nanos, latency_us, upstream_latency_us, "
-       "ttfb_us, client_address) "
-       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+      {&insert_usage_event_, insert_events + one_row},
+      {&insert_usage_events_, insert_events + many_rows},
       // The oldest first, so that an interrupted sweep has removed the oldest events.
       {&delete_usage_events_batch_,
        "DELETE FROM usage_events WHERE id IN "
@@ -225,7 +232,7 @@ Result<void> SqliteStore::prepare_monitoring_statements() {
        "ORDER BY rotated_at_ms + rotate_every_ms, seq"},
   };
   for (const auto& [statement, sql] : statements) {
-    const bool usage = statement == &insert_usage_event_ ||
+    const bool usage = statement == &insert_usage_event_ || statement == &insert_usage_events_ ||
                        statement == &delete_usage_events_batch_ || statement == &count_changes_ ||
                        statement == &find_usage_event_time_;
     Result<Statement> prepared = (usage ? usage_connection_ : connection_)->prepare(sql);
@@ -245,10 +252,21 @@ Result<void> SqliteStore::append_usage_events(std::span<const UsageEvent> events
   std::lock_guard lock(usage_mutex_);
   Result<Transaction> transaction = usage_connection_->begin_immediate();
   if (!transaction) return fail(transaction.error());
-  Statement& insert = insert_usage_event_;
-  for (const UsageEvent& event : events) {
+  size_t next = 0;
+  for (; next + kEventsPerInsert <= events.size(); next += kEventsPerInsert) {
+    Statement& insert = insert_usage_events_;
     ScopedReset reset(insert);
-    bind_event(insert, event);
+    for (size_t row = 0; row < kEventsPerInsert; ++row) {
+      bind_event(insert, events[next + row], 1 + static_cast<int>(row) * kEventInsertColumns);
+    }
+    if (Result<void> inserted = insert.run("append usage events"); !inserted) {
+      return fail(inserted.error());
+    }
+  }
+  for (; next < events.size(); ++next) {
+    Statement& insert = insert_usage_event_;
+    ScopedReset reset(insert);
+    bind_event(insert, events[next]);
     if (Result<void> inserted = insert.run("append usage events"); !inserted) {
       return fail(inserted.error());
     }

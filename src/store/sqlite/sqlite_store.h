@@ -177,6 +177,7 @@ class SqliteStore final : public Store {
   std::array<std::optional<Statement>, 8> list_keys_;
   // On usage_connection_, guarded by usage_mutex_:
   Statement insert_usage_event_;
+  Statement insert_usage_events_;  // kEventsPerInsert rows at once
   Statement delete_usage_events_batch_;
   Statement count_changes_;
   Statement find_usage_event_time_;

@@ -1628,6 +1628,51 @@ std::vector<int64_t> event_ids(const std::vector<UsageEvent>& events) {
   return ids;
 }
 
+TEST_P(StoreConformanceTest, LargeAppendsKeepEveryEventAndField) {
+  // Sizes around the batch sizes a backend may use internally (many rows per statement).
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 101; ++i) {
+    UsageEvent e;
+    e.at = kT0 + std::chrono::milliseconds(i);
+    e.key_id = "key_" + std::to_string(i % 7);
+    e.provider = i % 2 ? "openai" : "anthropic";
+    e.model = "model-" + std::to_string(i);
+    e.status = 200 + i;
+    e.error_code = i % 3 ? "" : "upstream_error";
+    e.forwarded = i % 5 != 0;
+    e.streaming = i % 4 == 0;
+    e.upstream_status = 300 + i;
+    e.usage = Usage{.requests = 1,
+                    .input_tokens = 1000 + i,
+                    .cached_input_tokens = i,
+                    .output_tokens = 2000 + i,
+                    .reasoning_tokens = i / 2,
+                    .unmetered_tokens = i / 3,
+                    .spend = Money::from_nanos(5000 + i)};
+    e.latency = std::chrono::microseconds(10'000 + i);
+    e.upstream_latency = std::chrono::microseconds(20'000 + i);
+    e.time_to_first_byte = std::chrono::microseconds(30'000 + i);
+    e.client_address = "10.0.0." + std::to_string(i);
+    events.push_back(std::move(e));
+  }
+  for (size_t size : {31u, 32u, 33u, 5u}) {
+    std::vector<UsageEvent> chunk(events.begin(), events.begin() + size);
+    events.erase(events.begin(), events.begin() + size);
+    ASSERT_OK(store_->append_usage_events(chunk));
+    events.insert(events.end(), chunk.begin(), chunk.end());  // back, in order, for the check
+  }
+  std::sort(events.begin(), events.begin() + 101, [](const UsageEvent& a, const UsageEvent& b) {
+    return a.at > b.at;  // newest first, as listed
+  });
+  Result<UsageEventPage> page = store_->list_usage_events(time_range(kT0, kT0 + 1h), "", 1000);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 101u);
+  for (size_t i = 0; i < page->events.size(); ++i) {
+    SCOPED_TRACE("event " + std::to_string(i));
+    expect_same_event(page->events[i], events[i]);
+  }
+}
+
 TEST_P(StoreConformanceTest, UsageEventsRoundTripEveryFieldButTheBodyHash) {
   UsageEvent event;
   event.at = kT0 + 1234ms;
