@@ -1,5 +1,7 @@
 #include "monitor/webhook_sender.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -140,6 +142,10 @@ void run_worker(const std::shared_ptr<State>& state_ptr) {
   state.queue.clear();
   state.worker_finished = true;
   state.done.notify_all();
+  lock.unlock();
+  // The signatures used OpenSSL on this thread: free its per-thread state now rather than at
+  // thread exit, which a detached worker may reach only after the process has ended.
+  OPENSSL_thread_stop();
 }
 
 }  // namespace

@@ -361,8 +361,14 @@ TEST(WebhookSenderTest, DestructorStopsWaitingForAStuckPostAfterDrainTimeout) {
   }
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
   EXPECT_EQ(endpoint->completed(), 0) << "the destructor did not wait for the stuck post";
-  // The detached worker holds its own reference to the endpoint and finishes once released.
+  // The detached worker holds its own reference to the endpoint and finishes once released;
+  // the test waits for that, so that nothing of the worker outlives the process's last checks.
   endpoint->release();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (endpoint.use_count() > 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(endpoint.use_count(), 1) << "the detached worker never finished";
 }
 
 TEST(WebhookSenderTest, DestructorLetsADeliveryInProgressFinishWithinDrainTimeout) {
