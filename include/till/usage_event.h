@@ -43,12 +43,16 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void record(UsageEvent event) = 0;
+  // False when events are discarded: the request path then skips the work that only events
+  // need (hashing the body, naming the key of a refused token).
+  virtual bool enabled() const { return true; }
 };
 
 // A sink that discards every event (monitoring off, and tests that need none).
 class NullEventSink final : public EventSink {
  public:
   void record(UsageEvent) override {}
+  bool enabled() const override { return false; }
 };
 
 }  // namespace till

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <charconv>
 
 #include "api/credential_json.h"
 #include "api/credential_request.h"
@@ -11,10 +10,12 @@
 #include "api/key_json.h"
 #include "api/new_key_request.h"
 #include "api/request_auth.h"
+#include "api/route_helpers.h"
 #include "api/sub_key.h"
 #include "core/token.h"
 #include "core/url.h"
 #include "proxy/error_response.h"
+#include "proxy/key_status_change.h"
 
 namespace till {
 namespace {
@@ -25,15 +26,6 @@ constexpr std::string_view kApiPrefix = "/api/v1/";
 constexpr std::string_view kKeysPath = "/api/v1/keys";
 constexpr std::string_view kOwnKeyPath = "/api/v1/key";
 constexpr std::string_view kCredentialsPath = "/api/v1/credentials";
-
-Error method_not_allowed(std::string_view method, std::string_view path) {
-  return Error::client(ErrorCode::kMethodNotAllowed,
-                       "method " + std::string(method) + " is not allowed on " + std::string(path));
-}
-
-Error not_found(std::string_view path) {
-  return Error::client(ErrorCode::kNotFound, "no such endpoint: " + std::string(path));
-}
 
 // Key ids are "key_" + base62; anything else cannot name a key.
 bool is_key_id(std::string_view id) {
@@ -98,7 +90,7 @@ Result<HttpResponse> ControlPlane::route(const HttpRequest& request, std::string
     if (auto admin = require_admin(auth_, request); !admin) return fail(admin.error());
     return route_credentials(request, path, query);
   }
-  return fail(not_found(path));
+  return fail(no_such_endpoint(path));
 }
 
 Result<HttpResponse> ControlPlane::route_keys(const HttpRequest& request, std::string_view path,
@@ -110,14 +102,14 @@ Result<HttpResponse> ControlPlane::route_keys(const HttpRequest& request, std::s
     return fail(method_not_allowed(method, path));
   }
   const auto [id, action] = split_below(path, kKeysPath);
-  if (!is_key_id(id)) return fail(not_found(path));
+  if (!is_key_id(id)) return fail(no_such_endpoint(path));
   if (action.empty()) {
     if (method == "GET") return show_key(id);
     if (method == "DELETE") return change_status(id, KeyStatus::kRevoked);
     return fail(method_not_allowed(method, path));
   }
   if (action != "rotate" && action != "suspend" && action != "resume") {
-    return fail(not_found(path));
+    return fail(no_such_endpoint(path));
   }
   if (method != "POST") return fail(method_not_allowed(method, path));
   if (action == "rotate") return rotate_key(id, request);
@@ -132,7 +124,7 @@ Result<HttpResponse> ControlPlane::route_own_key(const HttpRequest& request,
   constexpr std::string_view kChildPrefix = "children/";
   if (action.starts_with(kChildPrefix)) {
     const std::string_view child_id = action.substr(kChildPrefix.size());
-    if (!is_key_id(child_id)) return fail(not_found(path));
+    if (!is_key_id(child_id)) return fail(no_such_endpoint(path));
     if (method != "GET" && method != "DELETE") return fail(method_not_allowed(method, path));
     auto caller = require_scoped(auth_, request, clock_.now());
     if (!caller) return fail(caller.error());
@@ -140,7 +132,7 @@ Result<HttpResponse> ControlPlane::route_own_key(const HttpRequest& request,
   }
   const std::string_view wanted = action.empty() ? "GET" : "POST";
   if (!action.empty() && action != "rotate" && action != "children") {
-    return fail(not_found(path));
+    return fail(no_such_endpoint(path));
   }
   if (method != wanted) return fail(method_not_allowed(method, path));
   auto caller = require_scoped(auth_, request, clock_.now());
@@ -160,7 +152,7 @@ Result<HttpResponse> ControlPlane::route_credentials(const HttpRequest& request,
     return fail(method_not_allowed(method, path));
   }
   const auto [name, rest] = split_below(path, kCredentialsPath);
-  if (!rest.empty() || !is_credential_name(name)) return fail(not_found(path));
+  if (!rest.empty() || !is_credential_name(name)) return fail(no_such_endpoint(path));
   if (method == "GET") return show_credential(name);
   if (method == "PUT") return replace_credential(name, request);
   if (method == "DELETE") return remove_credential(name, query);
@@ -218,12 +210,9 @@ Result<HttpResponse> ControlPlane::list_keys(std::string_view query) {
     } else if (name == "cursor") {
       filter.cursor = value;
     } else if (name == "limit") {
-      int limit = 0;
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-      if (ec != std::errc() || end != value.data() + value.size() || limit < 1 || limit > 1000) {
-        return fail(Error::invalid("limit", "limit: must be a whole number from 1 to 1000"));
-      }
-      filter.limit = limit;
+      auto limit = parse_page_limit(value);
+      if (!limit) return fail(limit.error());
+      filter.limit = *limit;
     } else {
       return fail(Error::invalid(name, name + ": unknown query parameter; known: status, "
                                               "provider, name, cursor, limit"));
@@ -250,14 +239,7 @@ Result<HttpResponse> ControlPlane::show_key(std::string_view id) {
 }
 
 Result<HttpResponse> ControlPlane::change_status(std::string_view id, KeyStatus status) {
-  auto descendants = store_.descendant_ids(id);
-  if (!descendants) return fail(key_error(descendants.error(), id));
-  // Usage not yet written goes first, so a revoked sub-key returns exactly what it did not use.
-  (void)ledger_.flush(id);
-  for (const std::string& descendant : *descendants) (void)ledger_.flush(descendant);
-  auto changed = store_.set_status(id, status, clock_.now());
-  keys_.invalidate(id);
-  for (const std::string& descendant : *descendants) keys_.invalidate(descendant);
+  auto changed = change_key_status(store_, ledger_, keys_, id, status, clock_.now());
   if (!changed) return fail(key_error(changed.error(), id));
   return key_response(200, *changed);
 }

@@ -4,7 +4,9 @@
 #include <boost/json/value.hpp>
 #include <charconv>
 
+#include "api/json_fields.h"
 #include "api/request_auth.h"
+#include "api/route_helpers.h"
 #include "core/time_text.h"
 #include "core/url.h"
 #include "proxy/error_response.h"
@@ -20,23 +22,7 @@ constexpr std::string_view kAlertsPath = "/api/v1/alerts";
 constexpr std::string_view kMetricsPath = "/metrics";
 constexpr int64_t kMaxPoints = 10'000;
 
-Error method_not_allowed(std::string_view method, std::string_view path) {
-  return Error::client(ErrorCode::kMethodNotAllowed,
-                       "method " + std::string(method) + " is not allowed on " + std::string(path));
-}
-
-Error invalid(std::string_view field, std::string_view why) {
-  return Error::invalid(std::string(field), std::string(field) + ": " + std::string(why));
-}
-
-Result<int> parse_limit(std::string_view value) {
-  int limit = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
-  if (ec != std::errc() || end != value.data() + value.size() || limit < 1 || limit > 1000) {
-    return fail(invalid("limit", "must be a whole number from 1 to 1000"));
-  }
-  return limit;
-}
+using json_fields::invalid;
 
 // A time bound: RFC 3339, or a duration before now ("24h" = 24 hours ago).
 Result<Timestamp> parse_time(std::string_view value, std::string_view field, Timestamp now) {
@@ -98,7 +84,7 @@ Result<UsageQuery> parse_usage_query(std::string_view query, Timestamp now, bool
     } else if (name == "cursor" && events) {
       q.cursor = value;
     } else if (name == "limit" && events) {
-      auto limit = parse_limit(value);
+      auto limit = parse_page_limit(value);
       if (!limit) return fail(limit.error());
       q.limit = *limit;
     } else if (name == "format" && events) {
@@ -267,7 +253,7 @@ Result<HttpResponse> MonitoringApi::route(const HttpRequest& request, std::strin
   std::string_view rest = path.substr(kAlertsPath.size() + 1);
   const size_t slash = rest.find('/');
   if (slash == std::string_view::npos || rest.substr(slash + 1) != "acknowledge") {
-    return fail(Error::client(ErrorCode::kNotFound, "no such endpoint: " + std::string(path)));
+    return fail(no_such_endpoint(path));
   }
   if (method != "POST") return fail(method_not_allowed(method, path));
   return acknowledge(rest.substr(0, slash));
@@ -347,7 +333,7 @@ Result<HttpResponse> MonitoringApi::alerts(std::string_view query) {
     } else if (name == "cursor") {
       filter.cursor = value;
     } else if (name == "limit") {
-      auto limit = parse_limit(value);
+      auto limit = parse_page_limit(value);
       if (!limit) return fail(limit.error());
       filter.limit = *limit;
     } else {

@@ -1,5 +1,6 @@
 #include "api/router.h"
 
+#include "api/route_helpers.h"
 #include "core/url.h"
 #include "proxy/error_response.h"
 #include "proxy/proxy_route.h"
@@ -21,8 +22,7 @@ HandlerResult Router::handle(HttpRequest& request) {
         ErrorCode::kNotFound, "monitoring is off on this server (till serve --monitoring off)"));
   }
   if (ControlPlane::owns(target.path)) return control_plane_.handle(request);
-  return error_response(
-      Error::client(ErrorCode::kNotFound, "no such endpoint: " + std::string(target.path)));
+  return error_response(no_such_endpoint(target.path));
 }
 
 }  // namespace till

@@ -125,6 +125,24 @@ std::string price_text(int64_t output_per_mtok) {
 }
 
 // What a message says to do about a key its rule may suspend.
+// An alert of `rule` about key `key_id` (empty for an address or a credential); the caller
+// writes its message.
+RaisedAlert make_alert(std::string_view rule, std::string key_id, std::string_view severity,
+                       AlertAction action) {
+  RaisedAlert alert;
+  alert.key_id = std::move(key_id);
+  alert.rule = std::string(rule);
+  alert.severity = std::string(severity);
+  alert.action = action;
+  return alert;
+}
+
+// The severity of the behaviour rules (loop, rate spike, model shift, new address): critical
+// when the key is suspended for it.
+std::string_view behaviour_severity(AlertAction action) {
+  return action == AlertAction::kSuspend ? "critical" : "warning";
+}
+
 std::string key_tail(AlertAction action, const std::string& key_id, std::string_view check) {
   if (action == AlertAction::kSuspend) {
     return "till suspended it; " + std::string(check) + ", then resume it with till key resume " +
@@ -339,11 +357,11 @@ struct AlertEngine::State {
         if (!highest || mark > *highest) highest = mark;
       }
       if (!highest) continue;
-      RaisedAlert alert;
-      alert.key_id = id;
-      alert.rule = std::string(kBudgetThreshold);
-      alert.severity = *highest >= 100 ? "critical" : *highest >= 80 ? "warning" : "info";
-      alert.action = action;
+      RaisedAlert alert = make_alert(kBudgetThreshold, id,
+                                     *highest >= 100  ? "critical"
+                                     : *highest >= 80 ? "warning"
+                                                      : "info",
+                                     action);
       alert.message = "key " + id + " has used " + std::to_string(*highest) + "% of its " +
                       std::string(dimension_name(d)) + " limit (" +
                       used_of_limit_text(d, used, *limit) + "); ";
@@ -375,11 +393,7 @@ struct AlertEngine::State {
         break;
       }
     }
-    RaisedAlert alert;
-    alert.key_id = id;
-    alert.rule = std::string(kKeyExhausted);
-    alert.severity = "critical";
-    alert.action = action;
+    RaisedAlert alert = make_alert(kKeyExhausted, id, "critical", action);
     alert.message = "key " + id + " is exhausted" + which +
                     ": its requests are refused; give the agent a new key if it needs more";
     if (action == AlertAction::kSuspend) alert.message += "; till also suspended it";
@@ -434,11 +448,7 @@ struct AlertEngine::State {
     }
     if (!soonest) return;
     const std::string& id = key.record.id;
-    RaisedAlert alert;
-    alert.key_id = id;
-    alert.rule = std::string(kProjectedExhaustion);
-    alert.severity = "warning";
-    alert.action = action;
+    RaisedAlert alert = make_alert(kProjectedExhaustion, id, "warning", action);
     alert.message =
         "key " + id + " will reach its " + std::string(dimension_name(soonest->dimension)) +
         " limit in about " + approx_duration(soonest->left) + " at its current rate (" +
@@ -465,11 +475,7 @@ struct AlertEngine::State {
       if (series.history < settings.spike_baseline_minutes || series.count < minimum) return;
       const double z = series.z_score();
       if (z < settings.spike_z) return;
-      RaisedAlert alert;
-      alert.key_id = id;
-      alert.rule = std::string(kRateSpike);
-      alert.severity = action == AlertAction::kSuspend ? "critical" : "warning";
-      alert.action = action;
+      RaisedAlert alert = make_alert(kRateSpike, id, behaviour_severity(action), action);
       alert.message = "key " + id + " " + std::string(verb) + " " + std::to_string(series.count) +
                       " " + std::string(what) + " this minute, far above its usual " +
                       fixed(series.mean, 1) + " a minute (z=" + fixed(z, 1) + "); " +
@@ -499,11 +505,7 @@ struct AlertEngine::State {
     const int64_t count = ++ks.body_counts[event.body_hash];
     if (count < settings.loop_repeats) return;
     const std::string& id = key.record.id;
-    RaisedAlert alert;
-    alert.key_id = id;
-    alert.rule = std::string(kLoop);
-    alert.severity = action == AlertAction::kSuspend ? "critical" : "warning";
-    alert.action = action;
+    RaisedAlert alert = make_alert(kLoop, id, behaviour_severity(action), action);
     alert.message =
         "key " + id + " sent the same request " + std::to_string(count) + " times within " +
         format_duration(std::chrono::duration_cast<milliseconds>(settings.loop_window)) +
@@ -523,11 +525,7 @@ struct AlertEngine::State {
         static_cast<double>(output) >=
             settings.model_shift_factor * static_cast<double>(ks.max_output_price)) {
       const std::string& id = key.record.id;
-      RaisedAlert alert;
-      alert.key_id = id;
-      alert.rule = std::string(kModelShift);
-      alert.severity = action == AlertAction::kSuspend ? "critical" : "warning";
-      alert.action = action;
+      RaisedAlert alert = make_alert(kModelShift, id, behaviour_severity(action), action);
       alert.message = "key " + id + " switched to " + event.model + " (" + price_text(output) +
                       "), far pricier than the priciest model it used before, " +
                       ks.priciest_model + " (" + price_text(ks.max_output_price) + "); " +
@@ -551,11 +549,7 @@ struct AlertEngine::State {
           ks.addresses.begin()->second.events >= settings.new_address_min_requests) {
         const auto& [usual, use] = *ks.addresses.begin();
         const std::string& id = key.record.id;
-        RaisedAlert alert;
-        alert.key_id = id;
-        alert.rule = std::string(kNewAddress);
-        alert.severity = action == AlertAction::kSuspend ? "critical" : "warning";
-        alert.action = action;
+        RaisedAlert alert = make_alert(kNewAddress, id, behaviour_severity(action), action);
         alert.message = "key " + id + ", used only from " + usual + " (" +
                         std::to_string(use.events) + " requests), was just used from " +
                         event.client_address +
@@ -582,11 +576,7 @@ struct AlertEngine::State {
     if (action == AlertAction::kOff) return;
     const std::string& id = event.key_id;
     const std::string from = event.client_address.empty() ? "" : " from " + event.client_address;
-    RaisedAlert alert;
-    alert.key_id = id;
-    alert.rule = std::string(kStaleToken);
-    alert.severity = "critical";
-    alert.action = action;
+    RaisedAlert alert = make_alert(kStaleToken, id, "critical", action);
     if (revoked || expired) {
       alert.message = "the token of " + std::string(revoked ? "revoked" : "expired") + " key " +
                       id + " was used" + from +
@@ -632,10 +622,7 @@ struct AlertEngine::State {
     b.invalid.clear();
     // The cool-down also spaces the alerts when the address is not refused.
     b.blocked_until = event.at + settings.address_cooldown;
-    RaisedAlert alert;
-    alert.rule = std::string(kInvalidKeyBurst);
-    alert.severity = "warning";
-    alert.action = action;
+    RaisedAlert alert = make_alert(kInvalidKeyBurst, "", "warning", action);
     alert.message =
         std::to_string(count) + " requests with invalid API keys came from " +
         event.client_address + " within " +
@@ -660,11 +647,7 @@ struct AlertEngine::State {
     if (action == AlertAction::kOff) return;
     const std::string& id = event.key_id;
     const std::string provider = event.provider.empty() ? "the provider" : event.provider;
-    RaisedAlert alert;
-    alert.key_id = id;
-    alert.rule = std::string(kUpstreamRejected);
-    alert.severity = "critical";
-    alert.action = action;
+    RaisedAlert alert = make_alert(kUpstreamRejected, id, "critical", action);
     alert.message = provider + " refused the upstream credential of key " + id + " (HTTP " +
                     std::to_string(event.upstream_status) +
                     "): it may have been revoked or rotated outside till; ";
@@ -687,11 +670,7 @@ struct AlertEngine::State {
     if (!overdue && due - at > settings.rotation_notice) return;
     const AlertAction action = action_for(kRotationDue, nullptr);
     if (action == AlertAction::kOff) return;
-    RaisedAlert alert;
-    alert.key_id = key_id;
-    alert.rule = std::string(kRotationDue);
-    alert.severity = overdue ? "critical" : "warning";
-    alert.action = action;
+    RaisedAlert alert = make_alert(kRotationDue, key_id, overdue ? "critical" : "warning", action);
     if (overdue) {
       alert.message = what + " was due for rotation at " + format_rfc3339(due) + " (" +
                       approx_duration(at - due) + " ago); rotate it now with " + command;

@@ -9,6 +9,8 @@
 #include <iostream>
 #include <span>
 
+#include "proxy/key_status_change.h"
+
 namespace till {
 namespace {
 
@@ -144,12 +146,8 @@ void Monitor::raise(const RaisedAlert& raised) {
   alert.created_at = now;
 
   if (raised.action == AlertAction::kSuspend && !raised.key_id.empty()) {
-    auto descendants = store_.descendant_ids(raised.key_id);
-    auto suspended = store_.set_status(raised.key_id, KeyStatus::kSuspended, now);
-    keys_.invalidate(raised.key_id);
-    if (descendants) {
-      for (const std::string& id : *descendants) keys_.invalidate(id);
-    }
+    auto suspended =
+        change_key_status(store_, ledger_, keys_, raised.key_id, KeyStatus::kSuspended, now);
     if (!suspended) {
       alert.action = "alert";
       alert.message += " (suspending it failed: " + suspended.error().message + ")";

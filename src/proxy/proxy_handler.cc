@@ -188,8 +188,9 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
   auto authenticated = keys_.authenticate(*token);
   if (!authenticated) {
     // The key a well-formed token names, for the alert rules (a stale or guessed token).
-    if (auto parsed = parse_token(*token); parsed && parsed->kind == TokenKind::kScoped) {
-      event.key_id = parsed->key_id;
+    if (events_.enabled()) {
+      auto parsed = parse_token(*token);
+      if (parsed && parsed->kind == TokenKind::kScoped) event.key_id = parsed->key_id;
     }
     return fail(authenticated.error());
   }
@@ -282,7 +283,9 @@ Result<Forward> ProxyHandler::prepare(HttpRequest& request, const ProxyRoute& ro
   up.target = endpoint.base_path + route.upstream_path;
   if (std::string query = query_without_key(route.query); !query.empty()) up.target += "?" + query;
   up.headers = upstream_headers(request.headers, provider, (*authenticated)->credential);
-  if (!request.body.empty()) event.body_hash = std::hash<std::string_view>{}(request.body);
+  if (events_.enabled() && !request.body.empty()) {
+    event.body_hash = std::hash<std::string_view>{}(request.body);
+  }
   up.body = inspected->modified() ? inspected->body() : std::move(request.body);
   up.idempotent = request.method == "GET" || request.method == "HEAD";
   std::optional<ModelPrice> price_copy;

@@ -9,8 +9,11 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "store/sqlite/statement.h"
 #include "till/error.h"
@@ -35,6 +38,28 @@ class Connection {
   Result<void> exec(std::string_view sql, std::string_view operation);
 
   Result<Statement> prepare(std::string_view sql) { return Statement::prepare(db_, sql); }
+
+  // Compiles each statement into its place; stops at the first error.
+  Result<void> prepare_into(std::span<const std::pair<Statement*, std::string>> statements) {
+    for (const auto& [statement, sql] : statements) {
+      Result<Statement> prepared = prepare(sql);
+      if (!prepared) return fail(prepared.error());
+      *statement = std::move(*prepared);
+    }
+    return {};
+  }
+
+  // The statement held in `slot`, compiled from make_sql() the first time: for queries whose
+  // SQL depends on which filters are set, one slot per combination.
+  template <typename MakeSql>
+  Result<Statement*> cached(std::optional<Statement>& slot, MakeSql&& make_sql) {
+    if (!slot) {
+      Result<Statement> prepared = prepare(make_sql());
+      if (!prepared) return fail(prepared.error());
+      slot = std::move(*prepared);
+    }
+    return &*slot;
+  }
 
   // Starts a write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so the
   // transaction cannot fail later on a read-to-write lock upgrade). Rolls back unless committed.

@@ -206,7 +206,7 @@ Result<void> SqliteStore::prepare_monitoring_statements() {
   const std::string one_row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   std::string many_rows = one_row;
   for (size_t row = 1; row < kEventsPerInsert; ++row) many_rows += ", " + one_row;
-  const std::pair<Statement*, std::string> statements[] = {
+  const std::pair<Statement*, std::string> usage_statements[] = {
       {&insert_usage_event_, insert_events + one_row},
       {&insert_usage_events_, insert_events + many_rows},
       // The oldest first, so that an interrupted sweep has removed the oldest events.
@@ -215,6 +215,11 @@ Result<void> SqliteStore::prepare_monitoring_statements() {
        "(SELECT id FROM usage_events WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)"},
       {&count_changes_, "SELECT changes()"},
       {&find_usage_event_time_, "SELECT at_ms FROM usage_events WHERE id = ?"},
+  };
+  if (Result<void> prepared = usage_connection_->prepare_into(usage_statements); !prepared) {
+    return fail(prepared.error());
+  }
+  const std::pair<Statement*, std::string> statements[] = {
       {&insert_alert_,
        "INSERT INTO alerts (key_id, rule, severity, message, action, created_at_ms, "
        "acknowledged_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING " +
@@ -231,15 +236,7 @@ Result<void> SqliteStore::prepare_monitoring_statements() {
        "AND status NOT IN ('revoked', 'expired') AND (expires_at_ms IS NULL OR expires_at_ms > ?2) "
        "ORDER BY rotated_at_ms + rotate_every_ms, seq"},
   };
-  for (const auto& [statement, sql] : statements) {
-    const bool usage = statement == &insert_usage_event_ || statement == &insert_usage_events_ ||
-                       statement == &delete_usage_events_batch_ || statement == &count_changes_ ||
-                       statement == &find_usage_event_time_;
-    Result<Statement> prepared = (usage ? usage_connection_ : connection_)->prepare(sql);
-    if (!prepared) return fail(prepared.error());
-    *statement = std::move(*prepared);
-  }
-  return {};
+  return connection_->prepare_into(statements);
 }
 
 // --- Usage events ----------------------------------------------------------------------------
@@ -279,8 +276,7 @@ Result<Statement*> SqliteStore::usage_summary_statement(const UsageFilter& filte
   std::optional<std::string_view> column = group_column(group);
   if (!column) return fail(Error::invalid("group", "unknown usage grouping"));
   const size_t variant = usage_filter_bits(filter) + 8 * static_cast<size_t>(group);
-  std::optional<Statement>& cached = usage_summary_[variant];
-  if (!cached) {
+  return usage_connection_->cached(usage_summary_[variant], [&] {
     // ?1 is the bucket length; the bucket start is at_ms rounded down to a multiple of it (also
     // for times before 1970, where % alone would round up). Refused events have zero usage; only
     // forwarded ones count as requests.
@@ -291,11 +287,8 @@ Result<Statement*> SqliteStore::usage_summary_statement(const UsageFilter& filte
         "sum(reasoning_tokens), sum(unmetered_tokens), sum(spend_nanos) "
         "FROM usage_events WHERE at_ms >= ?2 AND at_ms < ?3" +
         usage_filter_sql(filter) + " GROUP BY 1, 2 ORDER BY 1, 2";
-    Result<Statement> prepared = usage_connection_->prepare(sql);
-    if (!prepared) return fail(prepared.error());
-    cached = std::move(*prepared);
-  }
-  return &*cached;
+    return sql;
+  });
 }
 
 Result<std::vector<UsageSeries>> SqliteStore::usage_summary(const UsageFilter& filter,
@@ -350,8 +343,7 @@ Result<std::vector<UsageSeries>> SqliteStore::usage_summary(const UsageFilter& f
 }
 
 Result<Statement*> SqliteStore::list_usage_events_statement(const UsageFilter& filter) {
-  std::optional<Statement>& cached = list_usage_events_[usage_filter_bits(filter)];
-  if (!cached) {
+  return usage_connection_->cached(list_usage_events_[usage_filter_bits(filter)], [&] {
     // Newest first by (at, id): the order of usage_events_by_time and usage_events_by_key, so a
     // page is an index range scan that stops after the page. ?2 is the upper bound of at for
     // this page; ?3 and ?4 are the cursor's (at, id).
@@ -359,11 +351,8 @@ Result<Statement*> SqliteStore::list_usage_events_statement(const UsageFilter& f
                       " FROM usage_events WHERE at_ms >= ?1 AND at_ms <= ?2 "
                       "AND (at_ms < ?3 OR id < ?4)" +
                       usage_filter_sql(filter) + " ORDER BY at_ms DESC, id DESC LIMIT ?";
-    Result<Statement> prepared = usage_connection_->prepare(sql);
-    if (!prepared) return fail(prepared.error());
-    cached = std::move(*prepared);
-  }
-  return &*cached;
+    return sql;
+  });
 }
 
 Result<UsageEventPage> SqliteStore::list_usage_events(const UsageFilter& filter,
@@ -468,8 +457,7 @@ Result<AlertRecord> SqliteStore::insert_alert(const AlertRecord& alert) {
 Result<Statement*> SqliteStore::list_alerts_statement(const AlertFilter& filter) {
   const size_t acknowledged = !filter.acknowledged ? 0 : (*filter.acknowledged ? 2 : 1);
   const size_t variant = (filter.key_id ? 1 : 0) | (filter.rule ? 2 : 0) | (filter.since ? 4 : 0);
-  std::optional<Statement>& cached = list_alerts_[variant + 8 * acknowledged];
-  if (!cached) {
+  return connection_->cached(list_alerts_[variant + 8 * acknowledged], [&] {
     std::string sql = "SELECT " + std::string(kAlertColumns) + " FROM alerts WHERE id < ?";
     if (filter.key_id) sql += " AND key_id = ?";
     if (filter.rule) sql += " AND rule = ?";
@@ -478,11 +466,8 @@ Result<Statement*> SqliteStore::list_alerts_statement(const AlertFilter& filter)
     if (acknowledged == 1) sql += " AND acknowledged_at_ms IS NULL";
     if (acknowledged == 2) sql += " AND acknowledged_at_ms IS NOT NULL";
     sql += " ORDER BY id DESC LIMIT ?";
-    Result<Statement> prepared = connection_->prepare(sql);
-    if (!prepared) return fail(prepared.error());
-    cached = std::move(*prepared);
-  }
-  return &*cached;
+    return sql;
+  });
 }
 
 Result<AlertPage> SqliteStore::list_alerts(const AlertFilter& filter) {

@@ -427,10 +427,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::create(
        "SELECT id FROM keys WHERE credential = ? AND status != 'revoked' ORDER BY seq"},
       {&store->delete_credential_, "DELETE FROM credentials WHERE name = ? RETURNING name"},
   };
-  for (const auto& [statement, sql] : statements) {
-    Result<Statement> prepared = store->connection_->prepare(sql);
-    if (!prepared) return fail(prepared.error());
-    *statement = std::move(*prepared);
+  if (Result<void> prepared = store->connection_->prepare_into(statements); !prepared) {
+    return fail(prepared.error());
   }
   if (Result<void> prepared = store->prepare_monitoring_statements(); !prepared) {
     return fail(prepared.error());
@@ -565,18 +563,14 @@ Result<KeyRecord> SqliteStore::find_key(std::string_view id) {
 
 Result<Statement*> SqliteStore::list_statement(const KeyFilter& filter) {
   size_t variant = (filter.status ? 1 : 0) | (filter.provider ? 2 : 0) | (filter.name ? 4 : 0);
-  std::optional<Statement>& cached = list_keys_[variant];
-  if (!cached) {
+  return connection_->cached(list_keys_[variant], [&] {
     std::string sql = "SELECT " + std::string(kKeyColumns) + " FROM keys WHERE seq < ?";
     if (filter.status) sql += " AND status = ?";
     if (filter.provider) sql += " AND provider = ?";
     if (filter.name) sql += " AND name = ?";
     sql += " ORDER BY seq DESC LIMIT ?";
-    Result<Statement> prepared = connection_->prepare(sql);
-    if (!prepared) return fail(prepared.error());
-    cached = std::move(*prepared);
-  }
-  return &*cached;
+    return sql;
+  });
 }
 
 Result<KeyPage> SqliteStore::list_keys(const KeyFilter& filter) {
