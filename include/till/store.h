@@ -255,7 +255,8 @@ class Store {
   virtual Result<UsageEventPage> list_usage_events(const UsageFilter& filter,
                                                    std::string_view cursor, int limit) = 0;
 
-  // Deletes events with at < `before` (retention). Returns how many.
+  // Deletes events older than the minute `before` is in (retention: whole minutes, so that the
+  // per-minute sums summaries read stay equal to the events kept). Returns how many.
   virtual Result<int64_t> delete_usage_events_before(Timestamp before) = 0;
 
   // --- Alerts --------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <map>
 #include <mutex>
+#include <span>
 #include <utility>
 
 #include "store/sqlite/list_cursor.h"
@@ -51,18 +53,58 @@ constexpr std::string_view kAlertColumns =
 // for the lock (usage_mutex_ and SQLite's) are delayed by milliseconds, not by the whole sweep.
 constexpr int64_t kDeleteBatch = 2000;
 
+// usage_minutes (migration 2 of the usage database) sums events per minute.
+constexpr int64_t kMinuteMs = 60'000;
+
+// The start of the minute `ms` is in (rounding down, also before 1970).
+int64_t minute_of(int64_t ms) { return ms - ((ms % kMinuteMs) + kMinuteMs) % kMinuteMs; }
+
+// What one minute of one key, provider and model adds to usage_minutes.
+struct MinuteKey {
+  int64_t minute_ms;
+  std::string_view key_id;
+  std::string_view provider;
+  std::string_view model;
+  auto operator<=>(const MinuteKey&) const = default;
+};
+
+// The events' sums per minute, key, provider and model, as usage summaries count them: requests
+// are forwarded ones, refused the others. REQUIRES: check_event_usage passed for every event
+// (figures are non-negative; sums of a batch fit: each is at most 2^63 / batch size in practice).
+std::map<MinuteKey, UsageTotals> minute_sums(std::span<const UsageEvent> events) {
+  std::map<MinuteKey, UsageTotals> sums;
+  for (const UsageEvent& event : events) {
+    UsageTotals& sum =
+        sums[MinuteKey{minute_of(to_unix_ms(event.at)), event.key_id, event.provider, event.model}];
+    const Usage& usage = event.usage;
+    if (event.forwarded) {
+      sum.requests += usage.requests;
+    } else {
+      ++sum.refused;
+    }
+    sum.input_tokens += usage.input_tokens;
+    sum.cached_input_tokens += usage.cached_input_tokens;
+    sum.output_tokens += usage.output_tokens;
+    sum.reasoning_tokens += usage.reasoning_tokens;
+    sum.unmetered_tokens += usage.unmetered_tokens;
+    sum.spend = Money::from_nanos(sum.spend.nanos() + usage.spend.nanos());
+  }
+  return sums;
+}
+
 // Rows one multi-row INSERT writes: one statement step per 32 events instead of per event.
 constexpr size_t kEventsPerInsert = 32;
 constexpr int kEventInsertColumns = 20;
 
 // Binds the event's columns (all of kEventColumns but id), in order, from parameter `index`.
+// Strings are borrowed: `event` must outlive the statement's next reset.
 void bind_event(Statement& insert, const UsageEvent& event, int index = 1) {
   insert.bind(index++, to_unix_ms(event.at));
-  insert.bind(index++, std::string_view(event.key_id));
-  insert.bind(index++, std::string_view(event.provider));
-  insert.bind(index++, std::string_view(event.model));
+  insert.bind_borrowed(index++, std::string_view(event.key_id));
+  insert.bind_borrowed(index++, std::string_view(event.provider));
+  insert.bind_borrowed(index++, std::string_view(event.model));
   insert.bind(index++, static_cast<int64_t>(event.status));
-  insert.bind(index++, std::string_view(event.error_code));
+  insert.bind_borrowed(index++, std::string_view(event.error_code));
   insert.bind(index++, static_cast<int64_t>(event.forwarded ? 1 : 0));
   insert.bind(index++, static_cast<int64_t>(event.streaming ? 1 : 0));
   insert.bind(index++, static_cast<int64_t>(event.upstream_status));
@@ -76,7 +118,7 @@ void bind_event(Statement& insert, const UsageEvent& event, int index = 1) {
   insert.bind(index++, static_cast<int64_t>(event.latency.count()));
   insert.bind(index++, static_cast<int64_t>(event.upstream_latency.count()));
   insert.bind(index++, static_cast<int64_t>(event.time_to_first_byte.count()));
-  insert.bind(index++, std::string_view(event.client_address));
+  insert.bind_borrowed(index++, std::string_view(event.client_address));
 }
 
 // The event on the current row of a statement that selected kEventColumns.
@@ -139,22 +181,21 @@ size_t usage_filter_bits(const UsageFilter& filter) {
   return (filter.key_id ? 1 : 0) | (filter.provider ? 2 : 0) | (filter.model ? 4 : 0);
 }
 
-// The SQL condition for the optional usage filters, one `?` each in the order
-// bind_optional_usage_filters binds them.
-std::string usage_filter_sql(const UsageFilter& filter) {
+// The optional filters with fixed parameter numbers from `first` on (key, provider, model), so
+// that one statement can repeat them in several subqueries; bind with
+// bind_usage_filters.
+std::string usage_filter_sql(const UsageFilter& filter, int first) {
   std::string sql;
-  if (filter.key_id) sql += " AND key_id = ?";
-  if (filter.provider) sql += " AND provider = ?";
-  if (filter.model) sql += " AND model = ?";
+  if (filter.key_id) sql += " AND key_id = ?" + std::to_string(first);
+  if (filter.provider) sql += " AND provider = ?" + std::to_string(first + 1);
+  if (filter.model) sql += " AND model = ?" + std::to_string(first + 2);
   return sql;
 }
 
-// Binds the optional filters from parameter `index` on; returns the next index.
-int bind_optional_usage_filters(Statement& statement, int index, const UsageFilter& filter) {
-  if (filter.key_id) statement.bind(index++, std::string_view(*filter.key_id));
-  if (filter.provider) statement.bind(index++, std::string_view(*filter.provider));
-  if (filter.model) statement.bind(index++, std::string_view(*filter.model));
-  return index;
+void bind_usage_filters(Statement& statement, int first, const UsageFilter& filter) {
+  if (filter.key_id) statement.bind(first, std::string_view(*filter.key_id));
+  if (filter.provider) statement.bind(first + 1, std::string_view(*filter.provider));
+  if (filter.model) statement.bind(first + 2, std::string_view(*filter.model));
 }
 
 // The column a grouped summary groups by.
@@ -213,6 +254,20 @@ Result<void> SqliteStore::prepare_monitoring_statements() {
       {&delete_usage_events_batch_,
        "DELETE FROM usage_events WHERE id IN "
        "(SELECT id FROM usage_events WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)"},
+      {&add_usage_minute_,
+       "INSERT INTO usage_minutes (minute_ms, key_id, provider, model, requests, refused, "
+       "input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, unmetered_tokens, "
+       "spend_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+       "ON CONFLICT (minute_ms, key_id, provider, model) DO UPDATE SET "
+       "requests = requests + excluded.requests, refused = refused + excluded.refused, "
+       "input_tokens = input_tokens + excluded.input_tokens, "
+       "cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens, "
+       "output_tokens = output_tokens + excluded.output_tokens, "
+       "reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, "
+       "unmetered_tokens = unmetered_tokens + excluded.unmetered_tokens, "
+       "spend_nanos = spend_nanos + excluded.spend_nanos"},
+      // With the events of the same whole minutes (the cut-off is a minute's start).
+      {&delete_usage_minutes_before_, "DELETE FROM usage_minutes WHERE minute_ms < ?"},
       {&count_changes_, "SELECT changes()"},
       {&find_usage_event_time_, "SELECT at_ms FROM usage_events WHERE id = ?"},
   };
@@ -268,6 +323,25 @@ Result<void> SqliteStore::append_usage_events(std::span<const UsageEvent> events
       return fail(inserted.error());
     }
   }
+  for (const auto& [minute, sum] : minute_sums(events)) {
+    Statement& add = add_usage_minute_;
+    ScopedReset reset(add);
+    add.bind(1, minute.minute_ms);
+    add.bind_borrowed(2, minute.key_id);
+    add.bind_borrowed(3, minute.provider);
+    add.bind_borrowed(4, minute.model);
+    add.bind(5, sum.requests);
+    add.bind(6, sum.refused);
+    add.bind(7, sum.input_tokens);
+    add.bind(8, sum.cached_input_tokens);
+    add.bind(9, sum.output_tokens);
+    add.bind(10, sum.reasoning_tokens);
+    add.bind(11, sum.unmetered_tokens);
+    add.bind(12, sum.spend.nanos());
+    if (Result<void> added = add.run("add to the usage minutes"); !added) {
+      return fail(added.error());
+    }
+  }
   return transaction->commit();
 }
 
@@ -277,16 +351,31 @@ Result<Statement*> SqliteStore::usage_summary_statement(const UsageFilter& filte
   if (!column) return fail(Error::invalid("group", "unknown usage grouping"));
   const size_t variant = usage_filter_bits(filter) + 8 * static_cast<size_t>(group);
   return usage_connection_->cached(usage_summary_[variant], [&] {
-    // ?1 is the bucket length; the bucket start is at_ms rounded down to a multiple of it (also
-    // for times before 1970, where % alone would round up). Refused events have zero usage; only
-    // forwarded ones count as requests.
+    // The range [?2, ?3) is read as the whole minutes [?4, ?5) from usage_minutes plus the
+    // partial minutes [?2, ?4) and [?5, ?3) from usage_events (usage_summary binds them). ?1 is
+    // the bucket length; a bucket's start is the time rounded down to a multiple of it (also
+    // before 1970, where % alone would round up); buckets are whole minutes, so a minute's sums
+    // fall in one bucket. Refused events have zero usage; only forwarded ones count as requests.
+    const std::string group_by(*column);
+    const std::string filters = usage_filter_sql(filter, 6);
+    const std::string partial_minute =
+        "SELECT " + group_by +
+        " AS grouping, at_ms - (at_ms % ?1 + ?1) % ?1 AS bucket, "
+        "CASE WHEN forwarded = 1 THEN requests ELSE 0 END AS requests, forwarded = 0 AS refused, "
+        "input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, unmetered_tokens, "
+        "spend_nanos FROM usage_events WHERE ";
     std::string sql =
-        "SELECT " + std::string(*column) +
-        ", at_ms - (at_ms % ?1 + ?1) % ?1, sum(CASE WHEN forwarded = 1 THEN requests ELSE 0 END), "
-        "sum(forwarded = 0), sum(input_tokens), sum(cached_input_tokens), sum(output_tokens), "
-        "sum(reasoning_tokens), sum(unmetered_tokens), sum(spend_nanos) "
-        "FROM usage_events WHERE at_ms >= ?2 AND at_ms < ?3" +
-        usage_filter_sql(filter) + " GROUP BY 1, 2 ORDER BY 1, 2";
+        "SELECT grouping, bucket, sum(requests), sum(refused), sum(input_tokens), "
+        "sum(cached_input_tokens), sum(output_tokens), sum(reasoning_tokens), "
+        "sum(unmetered_tokens), sum(spend_nanos) FROM ("
+        "SELECT " +
+        group_by +
+        " AS grouping, minute_ms - (minute_ms % ?1 + ?1) % ?1 AS bucket, requests, refused, "
+        "input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, unmetered_tokens, "
+        "spend_nanos FROM usage_minutes WHERE minute_ms >= ?4 AND minute_ms < ?5" +
+        filters + " UNION ALL " + partial_minute + "at_ms >= ?2 AND at_ms < ?4" + filters +
+        " UNION ALL " + partial_minute + "at_ms >= ?5 AND at_ms < ?3" + filters +
+        ") GROUP BY 1, 2 ORDER BY 1, 2";
     return sql;
   });
 }
@@ -301,10 +390,18 @@ Result<std::vector<UsageSeries>> SqliteStore::usage_summary(const UsageFilter& f
   if (!statement) return fail(statement.error());
   Statement& query = **statement;
   ScopedReset reset(query);
+  const int64_t from = to_unix_ms(filter.from);
+  const int64_t to = to_unix_ms(filter.to);
+  // The whole minutes inside [from, to); none (an empty [to, to)) when the range is within one.
+  int64_t first_minute = minute_of(from) == from ? from : minute_of(from) + kMinuteMs;
+  int64_t end_minute = minute_of(to);
+  if (first_minute >= end_minute) first_minute = end_minute = to;
   query.bind(1, length);
-  query.bind(2, to_unix_ms(filter.from));
-  query.bind(3, to_unix_ms(filter.to));
-  bind_optional_usage_filters(query, 4, filter);
+  query.bind(2, from);
+  query.bind(3, to);
+  query.bind(4, first_minute);
+  query.bind(5, end_minute);
+  bind_usage_filters(query, 6, filter);
 
   // Rows come ordered by group, then bucket: each group's points are consecutive, oldest first.
   std::vector<UsageSeries> series;
@@ -344,13 +441,13 @@ Result<std::vector<UsageSeries>> SqliteStore::usage_summary(const UsageFilter& f
 
 Result<Statement*> SqliteStore::list_usage_events_statement(const UsageFilter& filter) {
   return usage_connection_->cached(list_usage_events_[usage_filter_bits(filter)], [&] {
-    // Newest first by (at, id): the order of usage_events_by_time and usage_events_by_key, so a
-    // page is an index range scan that stops after the page. ?2 is the upper bound of at for
-    // this page; ?3 and ?4 are the cursor's (at, id).
+    // Newest first by (at, id): the order of usage_events_by_time, so a page is an index range
+    // scan that stops after the page (filters are checked on the way). ?2 is the upper bound of
+    // at for this page; ?3 and ?4 are the cursor's (at, id); ?8 the number of rows.
     std::string sql = "SELECT " + std::string(kEventColumns) +
                       " FROM usage_events WHERE at_ms >= ?1 AND at_ms <= ?2 "
                       "AND (at_ms < ?3 OR id < ?4)" +
-                      usage_filter_sql(filter) + " ORDER BY at_ms DESC, id DESC LIMIT ?";
+                      usage_filter_sql(filter, 5) + " ORDER BY at_ms DESC, id DESC LIMIT ?8";
     return sql;
   });
 }
@@ -385,9 +482,9 @@ Result<UsageEventPage> SqliteStore::list_usage_events(const UsageFilter& filter,
   list.bind(2, std::min(to_unix_ms(filter.to) - 1, cursor_at));
   list.bind(3, cursor_at);
   list.bind(4, *cursor_id);
-  int index = bind_optional_usage_filters(list, 5, filter);
+  bind_usage_filters(list, 5, filter);
   // One row more than the page tells whether another page follows.
-  list.bind(index, static_cast<int64_t>(limit) + 1);
+  list.bind(8, static_cast<int64_t>(limit) + 1);
 
   for (;;) {
     Result<bool> row = list.step("list usage events");
@@ -403,6 +500,7 @@ Result<UsageEventPage> SqliteStore::list_usage_events(const UsageFilter& filter,
 }
 
 Result<int64_t> SqliteStore::delete_usage_events_before(Timestamp before) {
+  const int64_t cut = minute_of(to_unix_ms(before));
   // In batches, each its own transaction, releasing the mutex in between so that appends are
   // not held up by a long retention sweep.
   int64_t deleted = 0;
@@ -410,7 +508,7 @@ Result<int64_t> SqliteStore::delete_usage_events_before(Timestamp before) {
     std::lock_guard lock(usage_mutex_);
     {
       ScopedReset reset(delete_usage_events_batch_);
-      delete_usage_events_batch_.bind(1, to_unix_ms(before));
+      delete_usage_events_batch_.bind(1, cut);
       delete_usage_events_batch_.bind(2, kDeleteBatch);
       if (Result<void> done = delete_usage_events_batch_.run("delete old usage events"); !done) {
         return fail(done.error());
@@ -421,8 +519,15 @@ Result<int64_t> SqliteStore::delete_usage_events_before(Timestamp before) {
     if (!row) return fail(row.error());
     const int64_t batch = *row ? count_changes_.column_int64(0) : 0;
     deleted += batch;
-    if (batch < kDeleteBatch) return deleted;
+    if (batch < kDeleteBatch) break;
   }
+  std::lock_guard lock(usage_mutex_);
+  ScopedReset reset(delete_usage_minutes_before_);
+  delete_usage_minutes_before_.bind(1, cut);
+  if (Result<void> done = delete_usage_minutes_before_.run("delete old usage minutes"); !done) {
+    return fail(done.error());
+  }
+  return deleted;
 }
 
 // --- Alerts ----------------------------------------------------------------------------------

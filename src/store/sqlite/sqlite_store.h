@@ -179,6 +179,8 @@ class SqliteStore final : public Store {
   Statement insert_usage_event_;
   Statement insert_usage_events_;  // kEventsPerInsert rows at once
   Statement delete_usage_events_batch_;
+  Statement add_usage_minute_;
+  Statement delete_usage_minutes_before_;
   Statement count_changes_;
   Statement find_usage_event_time_;
   Statement insert_alert_;

@@ -41,6 +41,9 @@ class Statement {
   // Parameters are 1-based, as in SQLite.
   void bind(int index, int64_t value);
   void bind(int index, std::string_view text);
+  // As bind(text) without SQLite's copy of the bytes, for hot loops binding many strings.
+  // REQUIRES: `text` stays valid and unchanged until the statement is reset (ScopedReset).
+  void bind_borrowed(int index, std::string_view text);
   void bind(int index, std::span<const uint8_t> blob);
   void bind(int index, const std::optional<int64_t>& value);
   void bind(int index, const std::optional<std::string>& text);

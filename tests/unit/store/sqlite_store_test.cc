@@ -398,7 +398,7 @@ TEST_F(SqliteStoreTest, UsageEventCursorsAreCanonicalDecimalIdsNeverReused) {
         << "cursor \"" << cursor << "\"";
   }
   // A cursor whose event retention has deleted: every event after it is gone too.
-  ASSERT_OK(store.delete_usage_events_before(from_unix_ms(3500)));
+  ASSERT_OK(store.delete_usage_events_before(from_unix_ms(60'000)));
   page = store.list_usage_events(all_time(), "3", 10);
   ASSERT_OK(page);
   EXPECT_TRUE(page->events.empty());
@@ -416,16 +416,19 @@ TEST_F(SqliteStoreTest, RetentionDeletesLargeBacklogsInFull) {
   ASSERT_OK(opened);
   Store& store = **opened;
   std::vector<UsageEvent> events;
-  for (int i = 0; i < 4500; ++i) events.push_back(event_at(i));  // several deletion batches
+  // 4500 events 16 ms apart: 3750 in the first minute (several deletion batches), 750 after.
+  for (int i = 0; i < 4500; ++i) events.push_back(event_at(i * 16));
   ASSERT_OK(store.append_usage_events(events));
-  Result<int64_t> deleted = store.delete_usage_events_before(from_unix_ms(4321));
+  // Retention cuts at the start of the minute: 60.5 s deletes the first minute only.
+  Result<int64_t> deleted = store.delete_usage_events_before(from_unix_ms(60'500));
   ASSERT_OK(deleted);
-  EXPECT_EQ(*deleted, 4321);
+  EXPECT_EQ(*deleted, 3750);
+  // The per-minute sums went with the events: a summary counts the events that are left.
   Result<std::vector<UsageSeries>> summary =
       store.usage_summary(all_time(), UsageBucket::kDay, UsageGroup::kNone);
   ASSERT_OK(summary);
   ASSERT_EQ(summary->size(), 1u);
-  EXPECT_EQ((*summary)[0].totals.requests, 4500 - 4321);
+  EXPECT_EQ((*summary)[0].totals.requests, 750);
 }
 
 TEST_F(SqliteStoreTest, UsageBucketsBeforeTheEpochStartOnTheirBoundaryToo) {

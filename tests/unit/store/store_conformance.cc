@@ -2084,6 +2084,51 @@ TEST_P(StoreConformanceTest, ListUsageEventsRejectsBadCursorsAndLimits) {
   }
 }
 
+// Summaries read whole minutes from per-minute sums and the partial minutes at a range's ends
+// from the events: for any range, minute-aligned or not, within one minute or across many,
+// appended in one batch or several, they count exactly the events inside it.
+TEST_P(StoreConformanceTest, UsageSummaryOfAnyRangeCountsExactlyTheEventsInIt) {
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 60; ++i) {  // every 7 s for 7 minutes, two keys, a refusal every fifth
+    const Timestamp at = kT0 + std::chrono::seconds(7 * i);
+    const std::string key = i % 3 == 0 ? "key_b" : "key_a";
+    events.push_back(i % 5 == 0 ? refused_event(at, key) : usage_event(at, key));
+  }
+  ASSERT_OK(store_->append_usage_events(std::span(events).first(25)));
+  ASSERT_OK(store_->append_usage_events(std::span(events).subspan(25)));
+
+  using std::chrono::milliseconds;
+  const std::pair<milliseconds, milliseconds> ranges[] = {
+      {0min, 7min},
+      {30s, 90s},
+      {1min, 3min},
+      {61s, 62s},
+      {milliseconds(62999), milliseconds(63001)},
+      {59s, 61s},
+      {2min + 1s, 6min + 59s},
+      {-1h, 1h}};
+  for (const auto& [from, to] : ranges) {
+    for (const char* key : {"", "key_a", "key_b"}) {
+      UsageFilter filter = time_range(kT0 + from, kT0 + to);
+      if (*key != '\0') filter.key_id = key;
+      UsageTotals expected;
+      for (const UsageEvent& event : events) {
+        if (event.at < filter.from || event.at >= filter.to) continue;
+        if (filter.key_id && event.key_id != *filter.key_id) continue;
+        expected.requests += event.forwarded ? 1 : 0;
+        expected.refused += event.forwarded ? 0 : 1;
+        expected.input_tokens += event.usage.input_tokens;
+        expected.output_tokens += event.usage.output_tokens;
+        expected.spend = Money::from_nanos(expected.spend.nanos() + event.usage.spend.nanos());
+      }
+      for (UsageBucket bucket : {UsageBucket::kMinute, UsageBucket::kHour}) {
+        EXPECT_EQ(only_series(*store_, filter, bucket).totals, expected)
+            << "from " << from.count() << " ms to " << to.count() << " ms, key '" << key << "'";
+      }
+    }
+  }
+}
+
 TEST_P(StoreConformanceTest, DeleteUsageEventsBeforeRemovesOnlyOlderEvents) {
   std::vector<UsageEvent> events;
   for (int i = 0; i < 10; ++i) events.push_back(usage_event(kT0 + std::chrono::minutes(i)));
