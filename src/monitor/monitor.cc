@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <boost/json/parse.hpp>
+#include <chrono>
 #include <iostream>
 #include <span>
+#include <string_view>
+#include <utility>
 
 #include "proxy/key_status_change.h"
 
@@ -28,6 +31,16 @@ bool created_by_run(const KeyRecord& key) {
   if (ec || !metadata.is_object()) return false;
   const json::value* by = metadata.as_object().if_contains("created_by");
   return by != nullptr && by->is_string() && by->as_string() == "till run";
+}
+
+// Runs `operation` (a call on the store) and reports how long it took as
+// till_store_operation_duration_seconds{operation="<name>"}.
+template <typename Operation>
+auto timed(Metrics& metrics, std::string_view name, Operation&& operation) {
+  const auto start = std::chrono::steady_clock::now();
+  auto result = std::forward<Operation>(operation)();
+  metrics.observe_store_operation(name, std::chrono::steady_clock::now() - start);
+  return result;
 }
 
 }  // namespace
@@ -107,7 +120,9 @@ void Monitor::process(std::vector<UsageEvent>& events) {
   // a database of their own, so these never hold up the budget's writes, only usage reads.
   for (size_t first = 0; first < events.size(); first += kEventsPerTransaction) {
     const size_t count = std::min(kEventsPerTransaction, events.size() - first);
-    if (auto stored = store_.append_usage_events(std::span(events).subspan(first, count));
+    const std::span<const UsageEvent> part = std::span(events).subspan(first, count);
+    if (auto stored = timed(metrics_, "append_usage_events",
+                            [&] { return store_.append_usage_events(part); });
         !stored) {
       std::cerr << "till: could not store " << count << " usage events: " << stored.error().message
                 << "\n";
@@ -158,7 +173,7 @@ void Monitor::raise(const RaisedAlert& raised) {
     blocked_.block(raised.blocked_address, *raised.blocked_until, now);
   }
   metrics_.alert_raised(alert.rule);
-  auto stored = store_.insert_alert(alert);
+  auto stored = timed(metrics_, "insert_alert", [&] { return store_.insert_alert(alert); });
   if (!stored) {
     std::cerr << "till: could not store an alert (" << alert.rule << "): " << stored.error().message
               << "\n";
@@ -179,7 +194,8 @@ void Monitor::periodic_checks(Timestamp now) {
   }
   if (options_.retention && now - last_retention_ >= kRetentionEvery) {
     last_retention_ = now;
-    (void)store_.delete_usage_events_before(now - *options_.retention);
+    (void)timed(metrics_, "delete_usage_events",
+                [&] { return store_.delete_usage_events_before(now - *options_.retention); });
   }
 }
 

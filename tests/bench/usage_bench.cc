@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,92 @@ void BM_StoreAppendUsageEvents(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_StoreAppendUsageEvents)->Arg(256)->Arg(1024)->Unit(benchmark::kMicrosecond);
+
+// A store holding four minutes of events, one a millisecond, for the read benchmarks. Removed
+// with its directory at exit.
+class StoredEvents {
+ public:
+  static constexpr int kStoredEvents = 240'000;
+  static constexpr int64_t kFirstMs = 1'764'860'400'000;
+
+  static StoredEvents& get() {
+    static StoredEvents stored;
+    return stored;
+  }
+  Store* store() { return store_.get(); }
+  int64_t end_ms() const { return end_ms_; }
+  ~StoredEvents() {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+ private:
+  StoredEvents() {
+    dir_ = (std::filesystem::temp_directory_path() / "till-bench-XXXXXX").string();
+    if (::mkdtemp(dir_.data()) == nullptr) {
+      dir_.clear();
+      return;
+    }
+    auto store = open_sqlite_store(dir_ + "/till.db");
+    if (!store) return;
+    end_ms_ = kFirstMs;
+    for (int appended = 0; appended < kStoredEvents; appended += kBatch) {
+      std::vector<UsageEvent> events = bench_events(0);
+      for (UsageEvent& event : events) event.at = from_unix_ms(end_ms_++);
+      if (!(*store)->append_usage_events(events)) return;
+    }
+    store_ = std::move(*store);
+  }
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+  int64_t end_ms_ = 0;
+};
+
+// One page of the newest events (arg 0), or of events a minute older than the newest (arg 1:
+// the page after a cursor deep in the history).
+void BM_StoreListUsageEvents(benchmark::State& state) {
+  StoredEvents& stored = StoredEvents::get();
+  if (stored.store() == nullptr) {
+    state.SkipWithError("could not fill the store");
+    return;
+  }
+  const UsageFilter all{.from = from_unix_ms(0), .to = from_unix_ms(stored.end_ms() + 1)};
+  std::string cursor;
+  if (state.range(0) == 1) {
+    UsageFilter older = all;
+    older.to = from_unix_ms(stored.end_ms() - 60'000);
+    auto page = stored.store()->list_usage_events(older, "", 1);
+    if (!page || !page->next_cursor) {
+      state.SkipWithError("no cursor");
+      return;
+    }
+    cursor = *page->next_cursor;
+  }
+  for (auto _ : state) {
+    auto page = stored.store()->list_usage_events(all, cursor, 100);
+    if (!page || page->events.size() != 100) state.SkipWithError("listing failed");
+  }
+}
+BENCHMARK(BM_StoreListUsageEvents)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+// A summary by minute of a range that starts and ends half-way through a minute: per-minute sums
+// for the whole minutes, the events themselves for the two half minutes (30,000 each).
+void BM_StoreUsageSummary(benchmark::State& state) {
+  StoredEvents& stored = StoredEvents::get();
+  if (stored.store() == nullptr) {
+    state.SkipWithError("could not fill the store");
+    return;
+  }
+  const UsageFilter range{.from = from_unix_ms(StoredEvents::kFirstMs + 30'000),
+                          .to = from_unix_ms(StoredEvents::kFirstMs + 150'000)};
+  for (auto _ : state) {
+    auto summary = stored.store()->usage_summary(range, UsageBucket::kMinute, UsageGroup::kNone);
+    if (!summary || summary->front().totals.requests != 120'000) {
+      state.SkipWithError("summary failed");
+    }
+  }
+}
+BENCHMARK(BM_StoreUsageSummary)->Unit(benchmark::kMicrosecond);
 
 void BM_MetricsObserve(benchmark::State& state) {
   Metrics metrics(PricingTable::builtin());

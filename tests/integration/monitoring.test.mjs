@@ -123,6 +123,9 @@ test('/metrics parses as Prometheus text and its counters match the traffic', as
   assert.equal(count(families, 'till_tokens_total', input) - count(metricsBefore, 'till_tokens_total', input),
     seen.reduce((n, r) => n + r.usage.input_tokens, 0));
   assert.ok(!text.includes(key.id), 'no key ids as labels');
+  // The worker times its store writes (the parser mis-groups labelled histograms: read the text).
+  const appends = /^till_store_operation_duration_seconds_count\{operation="append_usage_events"\} (\d+)$/m.exec(text);
+  assert.ok(appends && Number(appends[1]) > 0, 'usage event appends are timed');
 });
 
 test('the access log has one JSON line per request and never a secret', async () => {

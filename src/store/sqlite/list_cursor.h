@@ -1,9 +1,9 @@
 // Paging of the SQLite store's listings (keys, usage events, alerts).
 //
-// A listing is ordered by an integer column that only grows (keys.seq, usage_events.id,
-// alerts.id), newest first. Its cursor is the canonical decimal of that column for the last row
-// of the previous page, and the next page holds the rows below it, so a page stays stable while
-// rows are added. Canonical means digits only, no sign, no leading zero, within 1..INT64_MAX: any
+// A listing is ordered by an integer that only grows (keys.seq, usage event ids, alerts.id),
+// newest first. Its cursor is the canonical decimal of that integer for the last row of the
+// previous page, and the next page holds the rows below it, so a page stays stable while rows
+// are added. Canonical means digits only, no sign, no leading zero, within 1..INT64_MAX: any
 // other string is one this store did not hand out and is refused rather than misread.
 #pragma once
 

@@ -207,6 +207,31 @@ INSERT INTO usage_minutes
   FROM usage_events GROUP BY 1, 2, 3, 4;
 DROP INDEX usage_events_by_key;
 )sql"},
+    Migration{3, R"sql(
+-- Usage events in blocks: a row holds up to 1024 events appended together, binary-encoded
+-- (store/sqlite/usage_event_codec.h, with min_at_ms as the base of their times), so that storing
+-- an event costs a share of one row and one index entry instead of a row of its own. A block holds
+-- events with ids from first_id to last_id (not every id in between once retention has removed
+-- some), never an id of another block, at times within [min_at_ms, max_at_ms], at most a minute
+-- apart (kMaxBlockSpanMs in sqlite_usage_events.cc: the reads rely on it).
+CREATE TABLE usage_event_blocks (
+  first_id   INTEGER PRIMARY KEY,
+  last_id    INTEGER NOT NULL,
+  count      INTEGER NOT NULL,
+  min_at_ms  INTEGER NOT NULL,
+  max_at_ms  INTEGER NOT NULL,
+  events     BLOB NOT NULL
+);
+-- Every read is a time range, and retention deletes by time: both walk this index.
+CREATE INDEX usage_event_blocks_by_time ON usage_event_blocks (max_at_ms, min_at_ms);
+-- One row: the id the next event gets. Ids are never handed out twice, even after retention
+-- deleted the newest events; this continues the AUTOINCREMENT counter of migration 1's table.
+CREATE TABLE usage_event_ids (next_id INTEGER NOT NULL);
+INSERT INTO usage_event_ids
+  SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'usage_events'), 0) + 1;
+-- The rows of usage_events are moved into blocks, and the table dropped, by the store when it
+-- opens (SqliteStore::move_legacy_usage_events): encoding blocks takes C++.
+)sql"},
 };
 
 std::span<const Migration> migrations_of(Schema schema) {

@@ -433,6 +433,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::create(
   if (Result<void> prepared = store->prepare_monitoring_statements(); !prepared) {
     return fail(prepared.error());
   }
+  if (Result<void> prepared = store->prepare_usage_statements(); !prepared) {
+    return fail(prepared.error());
+  }
+  if (Result<void> moved = store->move_legacy_usage_events(); !moved) return fail(moved.error());
   return store;
 }
 

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,7 +50,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
 class SqliteStore final : public Store {
  public:
   // Compiles the store's statements on connections to the two databases whose schemas are up to
-  // date.
+  // date, and finishes the usage database's upgrade (move_legacy_usage_events).
   static Result<std::unique_ptr<SqliteStore>> create(std::unique_ptr<Connection> connection,
                                                      std::unique_ptr<Connection> usage_connection);
 
@@ -141,12 +142,25 @@ class SqliteStore final : public Store {
   Result<Statement*> list_statement(const KeyFilter& filter);
   std::string next_reservation_id();
 
-  // Usage events and alerts (sqlite_monitoring.cc).
+  // Usage events (sqlite_usage_events.cc).
+  // Compiles the fixed usage statements below; called once by create().
+  Result<void> prepare_usage_statements();
+  // Moves the events of migration 1's usage_events table, if it is still there, into blocks
+  // (keeping their ids) and drops it, in one transaction; called once by create().
+  Result<void> move_legacy_usage_events();
+  // Stores events with the given ids as blocks (usage_event_codec.h) of consecutive events.
+  // REQUIRES: usage_mutex_ held, inside a write transaction of usage_connection_; ids as
+  // encode_usage_events requires, above every id stored.
+  Result<void> insert_usage_blocks(std::span<const UsageEvent> events,
+                                   std::span<const int64_t> ids);
+  // The compiled summary statement for the filters and grouping (compiled on first use, then
+  // cached).
+  Result<Statement*> usage_summary_statement(const UsageFilter& filter, UsageGroup group);
+
+  // Alerts and rotation reminders (sqlite_monitoring.cc).
   // Compiles the fixed statements below; called once by create().
   Result<void> prepare_monitoring_statements();
-  // The compiled statements for the filters a query uses (compiled on first use, then cached).
-  Result<Statement*> usage_summary_statement(const UsageFilter& filter, UsageGroup group);
-  Result<Statement*> list_usage_events_statement(const UsageFilter& filter);
+  // The compiled list statement for the filters a query uses (compiled on first use, then cached).
   Result<Statement*> list_alerts_statement(const AlertFilter& filter);
 
   std::mutex mutex_;  // the main database's
@@ -176,19 +190,22 @@ class SqliteStore final : public Store {
   // Indexed by which filters are set: bit 0 status, bit 1 provider, bit 2 name.
   std::array<std::optional<Statement>, 8> list_keys_;
   // On usage_connection_, guarded by usage_mutex_:
-  Statement insert_usage_event_;
-  Statement insert_usage_events_;  // kEventsPerInsert rows at once
-  Statement delete_usage_events_batch_;
+  Statement take_usage_event_ids_;
+  Statement insert_usage_block_;
+  Statement find_usage_block_;
+  Statement usage_blocks_overlapping_;
+  Statement rewrite_usage_block_;
+  Statement delete_old_usage_blocks_;
   Statement add_usage_minute_;
   Statement delete_usage_minutes_before_;
-  Statement count_changes_;
-  Statement find_usage_event_time_;
+  // Where reads decode blocks: kept from read to read, so that they reuse its memory.
+  std::vector<UsageEvent> decoded_events_;
+  // On connection_, guarded by mutex_:
   Statement insert_alert_;
   Statement acknowledge_alert_;
   Statement list_rotation_due_;
-  // On usage_connection_. Usage filters set: bit 0 key, bit 1 provider, bit 2 model. The
-  // summary's variant adds 8 * UsageGroup.
-  std::array<std::optional<Statement>, 8> list_usage_events_;
+  // On usage_connection_. Usage filters set: bit 0 key, bit 1 provider, bit 2 model, plus
+  // 8 * UsageGroup.
   std::array<std::optional<Statement>, 32> usage_summary_;
   // Alert filters set: bit 0 key, bit 1 rule, bit 2 since, plus 8 * (0: either, 1: open,
   // 2: acknowledged).

@@ -81,6 +81,10 @@ void Statement::bind(int index, std::span<const uint8_t> blob) {
   note_bind(sqlite3_bind_blob64(stmt_, index, blob.data(), blob.size(), SQLITE_TRANSIENT));
 }
 
+void Statement::bind_borrowed(int index, std::span<const uint8_t> blob) {
+  note_bind(sqlite3_bind_blob64(stmt_, index, blob.data(), blob.size(), SQLITE_STATIC));
+}
+
 void Statement::bind(int index, const std::optional<int64_t>& value) {
   if (value) {
     bind(index, *value);

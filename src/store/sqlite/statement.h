@@ -45,6 +45,8 @@ class Statement {
   // REQUIRES: `text` stays valid and unchanged until the statement is reset (ScopedReset).
   void bind_borrowed(int index, std::string_view text);
   void bind(int index, std::span<const uint8_t> blob);
+  // As bind(blob) without SQLite's copy of the bytes. REQUIRES: as bind_borrowed(text).
+  void bind_borrowed(int index, std::span<const uint8_t> blob);
   void bind(int index, const std::optional<int64_t>& value);
   void bind(int index, const std::optional<std::string>& text);
   void bind_null(int index);

@@ -6,15 +6,19 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "store/sqlite/migrations.h"
+#include "store/sqlite/usage_event_codec.h"
 #include "unit/store/store_conformance.h"
 
 namespace till::test {
@@ -344,6 +348,180 @@ UsageFilter all_time() {
   return UsageFilter{.from = from_unix_ms(-10'000'000), .to = from_unix_ms(10'000'000)};
 }
 
+// Inserts `event` with `id` into a usage database of schema version 1 (a row of usage_events).
+void insert_version_one_event(sqlite3* db, int64_t id, const UsageEvent& event) {
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(
+                db,
+                "INSERT INTO usage_events (id, at_ms, key_id, provider, model, status, error_code, "
+                "forwarded, streaming, upstream_status, requests, input_tokens, "
+                "cached_input_tokens, output_tokens, reasoning_tokens, unmetered_tokens, "
+                "spend_nanos, latency_us, upstream_latency_us, ttfb_us, client_address) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                -1, &stmt, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  int index = 1;
+  auto text = [&](const std::string& value) {
+    sqlite3_bind_text(stmt, index++, value.data(), static_cast<int>(value.size()),
+                      SQLITE_TRANSIENT);
+  };
+  auto integer = [&](int64_t value) { sqlite3_bind_int64(stmt, index++, value); };
+  integer(id);
+  integer(to_unix_ms(event.at));
+  text(event.key_id);
+  text(event.provider);
+  text(event.model);
+  integer(event.status);
+  text(event.error_code);
+  integer(event.forwarded);
+  integer(event.streaming);
+  integer(event.upstream_status);
+  for (int64_t figure :
+       {event.usage.requests, event.usage.input_tokens, event.usage.cached_input_tokens,
+        event.usage.output_tokens, event.usage.reasoning_tokens, event.usage.unmetered_tokens,
+        event.usage.spend.nanos(), static_cast<int64_t>(event.latency.count()),
+        static_cast<int64_t>(event.upstream_latency.count()),
+        static_cast<int64_t>(event.time_to_first_byte.count())}) {
+    integer(figure);
+  }
+  text(event.client_address);
+  EXPECT_EQ(sqlite3_step(stmt), SQLITE_DONE) << sqlite3_errmsg(db);
+  sqlite3_finalize(stmt);
+}
+
+// Every field but the body hash (which is never stored).
+auto stored_fields(const UsageEvent& e) {
+  return std::tuple(e.id, e.at, e.key_id, e.provider, e.model, e.status, e.error_code, e.forwarded,
+                    e.streaming, e.upstream_status, e.usage, e.latency, e.upstream_latency,
+                    e.time_to_first_byte, e.client_address);
+}
+
+// Sums per (key, bucket start) of the events in [from, to), as grouped summaries report them.
+std::map<std::pair<std::string, int64_t>, UsageTotals> sums_by_key(
+    const std::vector<UsageEvent>& events, int64_t from, int64_t to, int64_t bucket_ms) {
+  std::map<std::pair<std::string, int64_t>, UsageTotals> sums;
+  for (const UsageEvent& event : events) {
+    const int64_t at = to_unix_ms(event.at);
+    if (at < from || at >= to) continue;
+    UsageTotals& sum = sums[{event.key_id, at - ((at % bucket_ms) + bucket_ms) % bucket_ms}];
+    sum.requests += event.forwarded ? event.usage.requests : 0;
+    sum.refused += event.forwarded ? 0 : 1;
+    sum.input_tokens += event.usage.input_tokens;
+    sum.cached_input_tokens += event.usage.cached_input_tokens;
+    sum.output_tokens += event.usage.output_tokens;
+    sum.reasoning_tokens += event.usage.reasoning_tokens;
+    sum.unmetered_tokens += event.usage.unmetered_tokens;
+    sum.spend += event.usage.spend;
+  }
+  return sums;
+}
+
+TEST_F(SqliteStoreTest, UpgradingMovesVersionOneUsageEventsIntoBlocks) {
+  // From version 1 (one row per event), from version 2 (per-minute sums), and from version 3
+  // with its events not moved yet (as a crash between the migration and the move leaves it).
+  for (int version : {1, 2, 3}) {
+    SCOPED_TRACE("from usage schema version " + std::to_string(version));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directory(dir_);
+    // 2600 events over two minutes, a little out of time order, ids with gaps: three blocks.
+    const int64_t t0 = 1'764'860'400'000;
+    std::vector<UsageEvent> events;
+    {
+      Result<std::unique_ptr<sqlite::Connection>> connection =
+          sqlite::Connection::open(sqlite::usage_database_path(path_), std::chrono::seconds(5));
+      ASSERT_OK(connection);
+      ASSERT_OK(sqlite::apply_migrations(**connection, from_unix_ms(1), 1, sqlite::Schema::kUsage));
+      RawDb raw;
+      open_raw(raw, /*usage=*/true);
+      exec(raw, "BEGIN");
+      for (int i = 0; i < 2600; ++i) {
+        UsageEvent event = event_at(t0 + i * 50 + (i * 7919) % 300);
+        event.id = 1 + i + i / 100;
+        event.key_id = "key_" + std::to_string(i % 3);
+        event.provider = i % 2 ? "openai" : "anthropic";
+        event.model = "model-" + std::to_string(i % 5);
+        event.status = i % 10 ? 200 : 429;
+        event.error_code = i % 10 ? "" : "rate_limited";
+        event.forwarded = i % 10 != 0;
+        event.streaming = i % 4 == 0;
+        event.upstream_status = event.forwarded ? 200 : 0;
+        event.usage.input_tokens = i;
+        event.usage.output_tokens = 2 * i;
+        event.latency = std::chrono::microseconds(1000 + i);
+        event.upstream_latency = std::chrono::microseconds(500 + i);
+        event.time_to_first_byte = std::chrono::microseconds(700 + i);
+        event.client_address = "10.0.0." + std::to_string(i % 250);
+        insert_version_one_event(raw.db, event.id, event);
+        events.push_back(event);
+      }
+      // The newest event deleted: its id must not be handed out again.
+      const int64_t newest_id = events.back().id;
+      exec(raw, ("DELETE FROM usage_events WHERE id = " + std::to_string(newest_id)).c_str());
+      events.pop_back();
+      exec(raw, "COMMIT");
+      if (version > 1) {
+        ASSERT_OK(sqlite::apply_migrations(**connection, from_unix_ms(1), version,
+                                           sqlite::Schema::kUsage));
+      }
+    }
+    Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+    ASSERT_OK(opened);
+    Store& store = **opened;
+
+    std::vector<UsageEvent> newest_first = events;
+    std::sort(newest_first.begin(), newest_first.end(),
+              [](const UsageEvent& a, const UsageEvent& b) {
+                return std::pair(a.at, a.id) > std::pair(b.at, b.id);
+              });
+    const UsageFilter all{.from = from_unix_ms(t0), .to = from_unix_ms(t0 + 600'000)};
+    std::vector<UsageEvent> listed;
+    std::string cursor;
+    for (int pages = 0; pages < 10; ++pages) {
+      Result<UsageEventPage> page = store.list_usage_events(all, cursor, 1000);
+      ASSERT_OK(page);
+      listed.insert(listed.end(), page->events.begin(), page->events.end());
+      if (!page->next_cursor) break;
+      cursor = *page->next_cursor;
+    }
+    ASSERT_EQ(listed.size(), newest_first.size());
+    for (size_t i = 0; i < listed.size(); ++i) {
+      ASSERT_EQ(stored_fields(listed[i]), stored_fields(newest_first[i])) << "event " << i;
+    }
+
+    // Whole and partial minutes, by minute and by key.
+    for (auto [from, to] : {std::pair(t0, t0 + 600'000), std::pair(t0 + 12'345, t0 + 97'891)}) {
+      Result<std::vector<UsageSeries>> summary =
+          store.usage_summary(UsageFilter{.from = from_unix_ms(from), .to = from_unix_ms(to)},
+                              UsageBucket::kMinute, UsageGroup::kKey);
+      ASSERT_OK(summary);
+      std::map<std::pair<std::string, int64_t>, UsageTotals> summed;
+      for (const UsageSeries& series : *summary) {
+        for (const UsagePoint& point : series.points) {
+          summed[{series.group, to_unix_ms(point.start)}] = point.totals;
+        }
+      }
+      EXPECT_EQ(summed, sums_by_key(events, from, to, 60'000)) << "from " << from << " to " << to;
+    }
+
+    RawDb raw;
+    open_raw(raw, /*usage=*/true);
+    EXPECT_EQ(column(raw, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'usage_events%'"),
+              std::vector<std::string>{"0"});
+    EXPECT_EQ(column(raw, "SELECT count FROM usage_event_blocks ORDER BY first_id"),
+              (std::vector<std::string>{"1024", "1024", "551"}));
+    EXPECT_EQ(column(raw, "SELECT max(version) FROM schema_migrations"),
+              std::vector<std::string>{
+                  std::to_string(sqlite::latest_schema_version(sqlite::Schema::kUsage))});
+    ASSERT_OK(store.append_usage_events(std::vector<UsageEvent>{event_at(t0)}));
+    Result<UsageEventPage> page = store.list_usage_events(
+        UsageFilter{.from = from_unix_ms(t0), .to = from_unix_ms(t0 + 1)}, "", 1);
+    ASSERT_OK(page);
+    ASSERT_EQ(page->events.size(), 1u);
+    EXPECT_EQ(page->events[0].id, 1 + 2599 + 25 + 1);  // after the deleted newest id
+  }
+}
+
 TEST_F(SqliteStoreTest, UsageEventsLiveInADatabaseOfTheirOwn) {
   EXPECT_EQ(sqlite::usage_database_path("/d/till.db"), "/d/till-usage.db");
   EXPECT_EQ(sqlite::usage_database_path("/d/store"), "/d/store-usage");
@@ -352,18 +530,36 @@ TEST_F(SqliteStoreTest, UsageEventsLiveInADatabaseOfTheirOwn) {
   ASSERT_OK((*store)->append_usage_events(std::vector<UsageEvent>{event_at(1000)}));
   RawDb main;
   open_raw(main);
-  EXPECT_EQ(column(main, "SELECT count(*) FROM sqlite_master WHERE name = 'usage_events'"),
+  EXPECT_EQ(column(main, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'usage%'"),
             std::vector<std::string>{"0"});
   RawDb usage;
   open_raw(usage, /*usage=*/true);
-  EXPECT_EQ(column(usage, "SELECT count(*) FROM usage_events"), std::vector<std::string>{"1"});
+  EXPECT_EQ(column(usage, "SELECT sum(count) FROM usage_event_blocks"),
+            std::vector<std::string>{"1"});
   for (const std::string& file :
        {sqlite::usage_database_path(path_), sqlite::usage_database_path(path_) + "-wal"}) {
     EXPECT_EQ(file_mode(file), 0600u) << file;
   }
 }
 
-TEST_F(SqliteStoreTest, UsageEventsStoreMoneyAsIntegersAndNeverTheBodyHash) {
+// The block's bytes as SQLite holds them, and its base time.
+std::pair<std::string, int64_t> only_block(sqlite3* db) {
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT events, min_at_ms FROM usage_event_blocks", -1, &stmt,
+                               nullptr),
+            SQLITE_OK);
+  std::pair<std::string, int64_t> block;
+  if (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+    block.first.assign(static_cast<const char*>(sqlite3_column_blob(stmt, 0)),
+                       static_cast<size_t>(sqlite3_column_bytes(stmt, 0)));
+    block.second = sqlite3_column_int64(stmt, 1);
+  }
+  EXPECT_NE(stmt != nullptr ? sqlite3_step(stmt) : SQLITE_ROW, SQLITE_ROW) << "more than one block";
+  sqlite3_finalize(stmt);
+  return block;
+}
+
+TEST_F(SqliteStoreTest, UsageEventsAreStoredAsCodecBlocksWithoutTheBodyHash) {
   Result<std::unique_ptr<Store>> store = open_sqlite_store(path_);
   ASSERT_OK(store);
   UsageEvent event = event_at(1000);
@@ -371,11 +567,75 @@ TEST_F(SqliteStoreTest, UsageEventsStoreMoneyAsIntegersAndNeverTheBodyHash) {
   ASSERT_OK((*store)->append_usage_events(std::span(&event, 1)));
   RawDb raw;
   open_raw(raw, /*usage=*/true);
-  EXPECT_EQ(column(raw, "SELECT typeof(spend_nanos) || ' ' || spend_nanos FROM usage_events"),
-            std::vector<std::string>{"integer 5000000001"});
+  const auto [blob, base] = only_block(raw.db);
+  EXPECT_EQ(base, 1000);
+  // Exactly what the codec writes for the event without its hash: money as integer nano-dollars.
+  UsageEvent stored = event;
+  stored.body_hash = 0;
+  EXPECT_EQ(blob,
+            sqlite::encode_usage_events(std::span(&stored, 1), std::vector<int64_t>{1}, base));
+  std::vector<UsageEvent> decoded;
+  ASSERT_OK(sqlite::decode_usage_events(blob, base, decoded));
+  ASSERT_EQ(decoded.size(), 1u);
+  EXPECT_EQ(decoded[0].usage.spend, Money::from_nanos(5'000'000'001));
   for (const std::string& name :
-       column(raw, "SELECT name FROM pragma_table_info('usage_events')")) {
+       column(raw, "SELECT name FROM pragma_table_info('usage_event_blocks')")) {
     EXPECT_EQ(name.find("hash"), std::string::npos) << name;
+  }
+}
+
+TEST_F(SqliteStoreTest, AnAppendIsOneBlockPer1024EventsWithinAMinute) {
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 2500; ++i) events.push_back(event_at(i));  // 2.5 s
+  ASSERT_OK((*opened)->append_usage_events(events));
+  RawDb raw;
+  open_raw(raw, /*usage=*/true);
+  EXPECT_EQ(column(raw,
+                   "SELECT first_id || '-' || last_id || ' ' || count || ' ' || min_at_ms || "
+                   "'-' || max_at_ms FROM usage_event_blocks ORDER BY first_id"),
+            (std::vector<std::string>{"1-1024 1024 0-1023", "1025-2048 1024 1024-2047",
+                                      "2049-2500 452 2048-2499"}));
+  // Events more than a minute apart start a new block: a block spans at most a minute.
+  ASSERT_OK((*opened)->append_usage_events(std::vector<UsageEvent>{
+      event_at(100'000), event_at(160'000), event_at(160'001), event_at(40'000)}));
+  EXPECT_EQ(column(raw,
+                   "SELECT count || ' ' || min_at_ms || '-' || max_at_ms "
+                   "FROM usage_event_blocks WHERE first_id > 2500 ORDER BY first_id"),
+            (std::vector<std::string>{"2 100000-160000", "1 160001-160001", "1 40000-40000"}));
+}
+
+TEST_F(SqliteStoreTest, ACorruptBlockIsAnInternalErrorNamingIt) {
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  Store& store = **opened;
+  ASSERT_OK(store.append_usage_events(std::vector<UsageEvent>{event_at(1000), event_at(2000)}));
+  RawDb raw;
+  open_raw(raw, /*usage=*/true);
+  exec(raw, "CREATE TABLE intact AS SELECT * FROM usage_event_blocks");
+  auto expect_corrupt = [](const auto& result) {
+    ASSERT_FALSE(result.has_value());
+    EXPECT_EQ(result.error().code, ErrorCode::kInternal);
+    EXPECT_NE(result.error().message.find("corrupt usage events block"), std::string::npos)
+        << result.error().message;
+    EXPECT_NE(result.error().message.find("from id 1 "), std::string::npos)
+        << result.error().message;
+  };
+  for (const char* damage :
+       {"UPDATE usage_event_blocks SET events = substr(events, 1, length(events) - 1)",
+        "UPDATE usage_event_blocks SET events = X'02'", "UPDATE usage_event_blocks SET count = 3",
+        "UPDATE usage_event_blocks SET last_id = 3",
+        "UPDATE usage_event_blocks SET max_at_ms = 2001"}) {
+    SCOPED_TRACE(damage);
+    exec(raw, damage);
+    expect_corrupt(store.list_usage_events(all_time(), "", 10));
+    expect_corrupt(
+        store.usage_summary(UsageFilter{.from = from_unix_ms(500), .to = from_unix_ms(1500)},
+                            UsageBucket::kMinute, UsageGroup::kNone));
+    exec(raw,
+         "DELETE FROM usage_event_blocks; INSERT INTO usage_event_blocks SELECT * FROM intact");
+    ASSERT_OK(store.list_usage_events(all_time(), "", 10));
   }
 }
 
@@ -415,10 +675,14 @@ TEST_F(SqliteStoreTest, RetentionDeletesLargeBacklogsInFull) {
   Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
   ASSERT_OK(opened);
   Store& store = **opened;
+  // 4500 events 16 ms apart: 3750 in the first minute, 750 after, appended 7 at a time: 536
+  // blocks in the first minute (several deletion batches) and one across its end.
   std::vector<UsageEvent> events;
-  // 4500 events 16 ms apart: 3750 in the first minute (several deletion batches), 750 after.
   for (int i = 0; i < 4500; ++i) events.push_back(event_at(i * 16));
-  ASSERT_OK(store.append_usage_events(events));
+  for (size_t first = 0; first < events.size(); first += 7) {
+    ASSERT_OK(store.append_usage_events(
+        std::span(events).subspan(first, std::min<size_t>(7, events.size() - first))));
+  }
   // Retention cuts at the start of the minute: 60.5 s deletes the first minute only.
   Result<int64_t> deleted = store.delete_usage_events_before(from_unix_ms(60'500));
   ASSERT_OK(deleted);
@@ -429,6 +693,49 @@ TEST_F(SqliteStoreTest, RetentionDeletesLargeBacklogsInFull) {
   ASSERT_OK(summary);
   ASSERT_EQ(summary->size(), 1u);
   EXPECT_EQ((*summary)[0].totals.requests, 750);
+  Result<UsageEventPage> page = store.list_usage_events(all_time(), "", 1000);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 750u);
+  EXPECT_EQ(page->events.front().id, 4500);
+  EXPECT_EQ(page->events.back().id, 3751);
+  EXPECT_EQ(page->events.back().at, from_unix_ms(60'000));
+}
+
+TEST_F(SqliteStoreTest, RetentionKeepsTheLaterEventsOfABlockAcrossTheCutWithTheirIds) {
+  Result<std::unique_ptr<Store>> opened = open_sqlite_store(path_);
+  ASSERT_OK(opened);
+  Store& store = **opened;
+  // One block, its times out of order around the cut at 60 s: ids 1 and 3 stay.
+  ASSERT_OK(store.append_usage_events(std::vector<UsageEvent>{event_at(61'000), event_at(50'000),
+                                                              event_at(65'000), event_at(59'999)}));
+  Result<int64_t> deleted = store.delete_usage_events_before(from_unix_ms(60'000));
+  ASSERT_OK(deleted);
+  EXPECT_EQ(*deleted, 2);
+  RawDb raw;
+  open_raw(raw, /*usage=*/true);
+  EXPECT_EQ(column(raw,
+                   "SELECT first_id || '-' || last_id || ' ' || count || ' ' || min_at_ms || "
+                   "'-' || max_at_ms FROM usage_event_blocks"),
+            std::vector<std::string>{"1-3 2 61000-65000"});
+  Result<UsageEventPage> page = store.list_usage_events(all_time(), "", 1);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].id, 3);
+  ASSERT_TRUE(page->next_cursor);
+  page = store.list_usage_events(all_time(), *page->next_cursor, 1);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].id, 1);
+  EXPECT_EQ(page->events[0].at, from_unix_ms(61'000));
+  EXPECT_FALSE(page->next_cursor);
+  Result<std::vector<UsageSeries>> summary =
+      store.usage_summary(all_time(), UsageBucket::kDay, UsageGroup::kNone);
+  ASSERT_OK(summary);
+  EXPECT_EQ((*summary)[0].totals.requests, 2);
+  // A cursor naming a deleted event ends the listing.
+  page = store.list_usage_events(all_time(), "2", 10);
+  ASSERT_OK(page);
+  EXPECT_TRUE(page->events.empty());
 }
 
 TEST_F(SqliteStoreTest, UsageBucketsBeforeTheEpochStartOnTheirBoundaryToo) {

@@ -12,6 +12,7 @@
 #include <climits>
 #include <filesystem>
 #include <latch>
+#include <random>
 #include <set>
 #include <span>
 #include <thread>
@@ -2127,6 +2128,89 @@ TEST_P(StoreConformanceTest, UsageSummaryOfAnyRangeCountsExactlyTheEventsInIt) {
       }
     }
   }
+}
+
+// Events arrive in batches, some of them late, with times out of order within and across
+// appends: listings (newest first by time, then id), summaries and retention hold for any order.
+TEST_P(StoreConformanceTest, UsageEventsInAnyOrderOfArrivalListSumAndExpireExactly) {
+  std::mt19937 random(20251204);  // fixed: a failure reproduces
+  std::vector<UsageEvent> events;
+  for (int i = 0; i < 3000; ++i) {
+    // 50 ms apart with up to 0.3 s of jitter; one in ten up to three minutes late.
+    const int64_t ms = random() % 10 == 0 ? i * 50 - static_cast<int64_t>(random() % 180'000)
+                                          : i * 50 + static_cast<int64_t>(random() % 300);
+    const Timestamp at = kT0 + std::chrono::milliseconds(ms);
+    const std::string key = "key_" + std::to_string(random() % 3);
+    UsageEvent event = i % 7 ? usage_event(at, key) : refused_event(at, key);
+    event.usage.input_tokens = i;  // names the event
+    events.push_back(event);
+  }
+  for (size_t first = 0; first < events.size();) {
+    const size_t size = std::min<size_t>(1 + random() % 600, events.size() - first);
+    ASSERT_OK(store_->append_usage_events(std::span(events).subspan(first, size)));
+    first += size;
+  }
+  auto names = [](const std::vector<UsageEvent>& listed) {
+    std::vector<int64_t> out;
+    for (const UsageEvent& event : listed) out.push_back(event.usage.input_tokens);
+    return out;
+  };
+  // Newest first by time, then by id, that is by order of appending.
+  auto expected_names = [&](const UsageFilter& filter) {
+    std::vector<const UsageEvent*> selected;
+    for (const UsageEvent& event : events) {
+      if (event.at >= filter.from && event.at < filter.to &&
+          (!filter.key_id || event.key_id == *filter.key_id)) {
+        selected.push_back(&event);
+      }
+    }
+    std::sort(selected.begin(), selected.end(), [](const UsageEvent* a, const UsageEvent* b) {
+      return std::pair(a->at, a->usage.input_tokens) > std::pair(b->at, b->usage.input_tokens);
+    });
+    std::vector<int64_t> out;
+    for (const UsageEvent* event : selected) out.push_back(event->usage.input_tokens);
+    return out;
+  };
+  auto expected_totals = [&](const UsageFilter& filter) {
+    std::vector<UsageEvent> selected;
+    for (const UsageEvent& event : events) {
+      if (event.at >= filter.from && event.at < filter.to &&
+          (!filter.key_id || event.key_id == *filter.key_id)) {
+        selected.push_back(event);
+      }
+    }
+    return totals_of(selected);
+  };
+  auto check = [&](const UsageFilter& filter) {
+    const std::vector<int64_t> expected = expected_names(filter);
+    for (int limit : {97, 1000}) {
+      SCOPED_TRACE("limit " + std::to_string(limit));
+      const size_t pages = std::max<size_t>(1, (expected.size() + limit - 1) / limit);
+      EXPECT_EQ(names(all_event_pages(*store_, filter, limit, pages)), expected);
+    }
+    EXPECT_EQ(only_series(*store_, filter, UsageBucket::kMinute).totals, expected_totals(filter));
+  };
+
+  UsageFilter all = time_range(kT0 - 1h, kT0 + 1h);
+  UsageFilter key_b = all;
+  key_b.key_id = "key_b";
+  UsageFilter window = time_range(kT0 + 40s, kT0 + 95'500ms);
+  window.key_id = "key_1";
+  for (const UsageFilter& filter : {all, key_b, window, time_range(kT0 + 61'234ms, kT0 + 62s)}) {
+    SCOPED_TRACE("from " + std::to_string(to_unix_ms(filter.from) - to_unix_ms(kT0)) + " ms to " +
+                 std::to_string(to_unix_ms(filter.to) - to_unix_ms(kT0)) + " ms");
+    check(filter);
+  }
+
+  // Retention at 73.4 s cuts at the start of its minute, 60 s.
+  int64_t older = 0;
+  for (const UsageEvent& event : events) older += event.at < kT0 + 60s ? 1 : 0;
+  ASSERT_GT(older, 1000);
+  Result<int64_t> deleted = store_->delete_usage_events_before(kT0 + 73'400ms);
+  ASSERT_OK(deleted);
+  EXPECT_EQ(*deleted, older);
+  std::erase_if(events, [](const UsageEvent& event) { return event.at < kT0 + 60s; });
+  for (const UsageFilter& filter : {all, window}) check(filter);
 }
 
 TEST_P(StoreConformanceTest, DeleteUsageEventsBeforeRemovesOnlyOlderEvents) {
