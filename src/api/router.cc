@@ -22,6 +22,7 @@ HandlerResult Router::handle(HttpRequest& request) {
         ErrorCode::kNotFound, "monitoring is off on this server (till serve --monitoring off)"));
   }
   if (ControlPlane::owns(target.path)) return control_plane_.handle(request);
+  if (Dashboard::owns(target.path)) return dashboard_.handle(request);
   return error_response(no_such_endpoint(target.path));
 }
 

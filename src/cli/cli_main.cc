@@ -437,6 +437,11 @@ int run_cli(int argc, char** argv) {
                 "How many levels of sub-keys a key may have below it")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  s->add_option("--dashboard-dir", serve.dashboard_dir,
+                "Serve the dashboard's files from DIR (e.g. build/web), read on every request, "
+                "instead of the copy built into till: for working on web/")
+      ->type_name("DIR")
+      ->check(CLI::ExistingDirectory);
   s->add_option_function<std::string>(
        "--monitoring", [o = &serve](const std::string& value) { o->monitoring = value == "on"; },
        "on (default): usage events, /metrics, alert rules; off: none of them")

@@ -33,8 +33,9 @@ struct ServeOptions {
   std::chrono::milliseconds upstream_timeout{600'000};         // request sent → response head
   std::chrono::milliseconds upstream_connect_timeout{10'000};  // TCP connect + TLS handshake
   std::vector<std::string> upstream_overrides;                 // "NAME=URL", from --upstream
-  std::string pricing_file;  // --pricing: prices over the built-in table
-  int max_key_depth = 4;     // --max-key-depth: levels of sub-keys below a key
+  std::string pricing_file;   // --pricing: prices over the built-in table
+  int max_key_depth = 4;      // --max-key-depth: levels of sub-keys below a key
+  std::string dashboard_dir;  // --dashboard-dir: serve the dashboard from here, not the binary
   // Monitoring (docs/monitoring.md).
   bool monitoring = true;  // --monitoring off: no usage events, metrics or alert rules
   std::chrono::milliseconds usage_retention = std::chrono::days(30);  // 0: keep forever

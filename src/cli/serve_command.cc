@@ -38,6 +38,8 @@ int run_serve(const ServeOptions& options) {
   }
   std::cerr << "till: listening on " << (*instance)->url() << " (data dir " << options.data_dir
             << ")" << std::endl;
+  std::cerr << "till: dashboard at " << (*instance)->url() << "/ (sign in with an admin key)"
+            << std::endl;
   const int signal_number = signals.wait();
   std::cerr << "till: signal " << signal_number << ", finishing in-flight requests" << std::endl;
   (*instance)->stop();

@@ -36,6 +36,7 @@ struct TillInstance::Parts {
   std::unique_ptr<ControlPlane> control_plane;
   std::unique_ptr<MonitoringApi> monitoring_api;
   std::unique_ptr<ProxyHandler> proxy;
+  std::unique_ptr<Dashboard> dashboard;
   std::unique_ptr<Router> router;
   std::unique_ptr<HttpServer> server;
 };
@@ -159,8 +160,11 @@ Result<std::unique_ptr<TillInstance>> TillInstance::start(const ServeOptions& op
   parts->proxy =
       std::make_unique<ProxyHandler>(*parts->keys, *parts->ledger, pricing, parts->upstreams,
                                      system_clock(), *events, parts->blocked);
-  parts->router =
-      std::make_unique<Router>(*parts->control_plane, parts->monitoring_api.get(), *parts->proxy);
+  parts->dashboard = options.dashboard_dir.empty()
+                         ? std::make_unique<Dashboard>(embedded_dashboard_files())
+                         : std::make_unique<Dashboard>(options.dashboard_dir);
+  parts->router = std::make_unique<Router>(*parts->control_plane, parts->monitoring_api.get(),
+                                           *parts->proxy, *parts->dashboard);
 
   ServerOptions server_options;
   server_options.listen = options.listen;
