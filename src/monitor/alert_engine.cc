@@ -249,7 +249,7 @@ struct AlertEngine::State {
   // When each (subject, rule, detail) was last raised, and whether it suspended its key; the
   // subject is a key id or "credential:" + name. Budget marks, exhaustion and address bursts
   // keep their own records instead.
-  std::map<std::tuple<std::string, std::string, std::string>, Raised> raised;
+  std::map<std::tuple<std::string, std::string, std::string>, Raised, std::less<>> raised;
   Timestamp now{};
   Timestamp last_prune{};
 
@@ -301,12 +301,22 @@ struct AlertEngine::State {
         raised, [&](const auto& entry) { return entry.second.at + settings.repeat_after <= now; });
   }
 
-  // Appends `alert` unless the same (rule, subject, detail) was raised within repeat_after.
-  void raise_once(std::vector<RaisedAlert>& out, RaisedAlert alert, const std::string& subject,
-                  const std::string& detail, Timestamp at) {
-    auto [it, inserted] = raised.try_emplace({subject, alert.rule, detail});
-    if (!inserted && at - it->second.at < settings.repeat_after) return;
-    it->second = Raised{at, alert.action == AlertAction::kSuspend};
+  // Raises the alert build() makes about (subject, rule, detail) unless the same was raised less
+  // than repeat_after before `at`. build() runs only when the alert is raised: an event that
+  // matches a rule usually matched it just before, and composing the message is most of the cost.
+  template <typename Build>
+  void raise_once(std::vector<RaisedAlert>& out, std::string_view rule, std::string_view subject,
+                  std::string_view detail, Timestamp at, Build&& build) {
+    const auto found = raised.find(std::tuple(subject, rule, detail));
+    if (found != raised.end() && at - found->second.at < settings.repeat_after) return;
+    RaisedAlert alert = std::forward<Build>(build)();
+    const Raised record{at, alert.action == AlertAction::kSuspend};
+    if (found != raised.end()) {
+      found->second = record;
+    } else {
+      raised.emplace(std::tuple(std::string(subject), std::string(rule), std::string(detail)),
+                     record);
+    }
     out.push_back(std::move(alert));
   }
 
@@ -448,14 +458,16 @@ struct AlertEngine::State {
     }
     if (!soonest) return;
     const std::string& id = key.record.id;
-    RaisedAlert alert = make_alert(kProjectedExhaustion, id, "warning", action);
-    alert.message =
-        "key " + id + " will reach its " + std::string(dimension_name(soonest->dimension)) +
-        " limit in about " + approx_duration(soonest->left) + " at its current rate (" +
-        amount_text(soonest->dimension, soonest->per_minute) + " a minute, " +
-        used_of_limit_text(soonest->dimension, soonest->used, soonest->limit) + " used); " +
-        key_tail(action, id, "check what the agent is doing, or plan for it to stop");
-    raise_once(out, std::move(alert), id, "", current.at);
+    raise_once(out, kProjectedExhaustion, id, "", current.at, [&] {
+      RaisedAlert alert = make_alert(kProjectedExhaustion, id, "warning", action);
+      alert.message =
+          "key " + id + " will reach its " + std::string(dimension_name(soonest->dimension)) +
+          " limit in about " + approx_duration(soonest->left) + " at its current rate (" +
+          amount_text(soonest->dimension, soonest->per_minute) + " a minute, " +
+          used_of_limit_text(soonest->dimension, soonest->used, soonest->limit) + " used); " +
+          key_tail(action, id, "check what the agent is doing, or plan for it to stop");
+      return alert;
+    });
   }
 
   void rate_spike(const UsageEvent& event, const KeySnapshot& key, KeyState& ks,
@@ -475,12 +487,14 @@ struct AlertEngine::State {
       if (series.history < settings.spike_baseline_minutes || series.count < minimum) return;
       const double z = series.z_score();
       if (z < settings.spike_z) return;
-      RaisedAlert alert = make_alert(kRateSpike, id, behaviour_severity(action), action);
-      alert.message = "key " + id + " " + std::string(verb) + " " + std::to_string(series.count) +
-                      " " + std::string(what) + " this minute, far above its usual " +
-                      fixed(series.mean, 1) + " a minute (z=" + fixed(z, 1) + "); " +
-                      key_tail(action, id, "check what the agent is doing");
-      raise_once(out, std::move(alert), id, std::string(what), event.at);
+      raise_once(out, kRateSpike, id, what, event.at, [&] {
+        RaisedAlert alert = make_alert(kRateSpike, id, behaviour_severity(action), action);
+        alert.message = "key " + id + " " + std::string(verb) + " " + std::to_string(series.count) +
+                        " " + std::string(what) + " this minute, far above its usual " +
+                        fixed(series.mean, 1) + " a minute (z=" + fixed(z, 1) + "); " +
+                        key_tail(action, id, "check what the agent is doing");
+        return alert;
+      });
     };
     check(ks.requests_per_minute, settings.spike_min_requests, "made", "requests");
     check(ks.tokens_per_minute, settings.spike_min_requests * kSpikeTokensPerRequest, "used",
@@ -505,12 +519,14 @@ struct AlertEngine::State {
     const int64_t count = ++ks.body_counts[event.body_hash];
     if (count < settings.loop_repeats) return;
     const std::string& id = key.record.id;
-    RaisedAlert alert = make_alert(kLoop, id, behaviour_severity(action), action);
-    alert.message =
-        "key " + id + " sent the same request " + std::to_string(count) + " times within " +
-        format_duration(std::chrono::duration_cast<milliseconds>(settings.loop_window)) +
-        ": the agent may be stuck in a loop; " + key_tail(action, id, "check the agent");
-    raise_once(out, std::move(alert), id, "", event.at);
+    raise_once(out, kLoop, id, "", event.at, [&] {
+      RaisedAlert alert = make_alert(kLoop, id, behaviour_severity(action), action);
+      alert.message =
+          "key " + id + " sent the same request " + std::to_string(count) + " times within " +
+          format_duration(std::chrono::duration_cast<milliseconds>(settings.loop_window)) +
+          ": the agent may be stuck in a loop; " + key_tail(action, id, "check the agent");
+      return alert;
+    });
   }
 
   void model_shift(const UsageEvent& event, const KeySnapshot& key, KeyState& ks,
@@ -525,12 +541,14 @@ struct AlertEngine::State {
         static_cast<double>(output) >=
             settings.model_shift_factor * static_cast<double>(ks.max_output_price)) {
       const std::string& id = key.record.id;
-      RaisedAlert alert = make_alert(kModelShift, id, behaviour_severity(action), action);
-      alert.message = "key " + id + " switched to " + event.model + " (" + price_text(output) +
-                      "), far pricier than the priciest model it used before, " +
-                      ks.priciest_model + " (" + price_text(ks.max_output_price) + "); " +
-                      key_tail(action, id, "check that the agent is meant to use it");
-      raise_once(out, std::move(alert), id, event.model, event.at);
+      raise_once(out, kModelShift, id, event.model, event.at, [&] {
+        RaisedAlert alert = make_alert(kModelShift, id, behaviour_severity(action), action);
+        alert.message = "key " + id + " switched to " + event.model + " (" + price_text(output) +
+                        "), far pricier than the priciest model it used before, " +
+                        ks.priciest_model + " (" + price_text(ks.max_output_price) + "); " +
+                        key_tail(action, id, "check that the agent is meant to use it");
+        return alert;
+      });
     }
     if (ks.priced_requests == 0 || output > ks.max_output_price) {
       ks.max_output_price = output;
@@ -549,16 +567,18 @@ struct AlertEngine::State {
           ks.addresses.begin()->second.events >= settings.new_address_min_requests) {
         const auto& [usual, use] = *ks.addresses.begin();
         const std::string& id = key.record.id;
-        RaisedAlert alert = make_alert(kNewAddress, id, behaviour_severity(action), action);
-        alert.message = "key " + id + ", used only from " + usual + " (" +
-                        std::to_string(use.events) + " requests), was just used from " +
-                        event.client_address +
-                        "; if that is unexpected its token may have leaked: ";
-        alert.message += action == AlertAction::kSuspend
-                             ? "till suspended it; rotate it with till key rotate " + id +
-                                   ", then resume it with till key resume " + id
-                             : "rotate it with till key rotate " + id;
-        raise_once(out, std::move(alert), id, event.client_address, event.at);
+        raise_once(out, kNewAddress, id, event.client_address, event.at, [&] {
+          RaisedAlert alert = make_alert(kNewAddress, id, behaviour_severity(action), action);
+          alert.message = "key " + id + ", used only from " + usual + " (" +
+                          std::to_string(use.events) + " requests), was just used from " +
+                          event.client_address +
+                          "; if that is unexpected its token may have leaked: ";
+          alert.message += action == AlertAction::kSuspend
+                               ? "till suspended it; rotate it with till key rotate " + id +
+                                     ", then resume it with till key resume " + id
+                               : "rotate it with till key rotate " + id;
+          return alert;
+        });
       }
       if (ks.addresses.size() >= kMaxAddressesPerKey) return;
       it = ks.addresses.emplace(event.client_address, AddressUse{}).first;
@@ -576,26 +596,28 @@ struct AlertEngine::State {
     if (action == AlertAction::kOff) return;
     const std::string& id = event.key_id;
     const std::string from = event.client_address.empty() ? "" : " from " + event.client_address;
-    RaisedAlert alert = make_alert(kStaleToken, id, "critical", action);
-    if (revoked || expired) {
-      alert.message = "the token of " + std::string(revoked ? "revoked" : "expired") + " key " +
-                      id + " was used" + from +
-                      ": it may have leaked; find where it is still stored and remove it";
-    } else {
-      const std::optional<Timestamp> due = key->record.rotation_due_at();
-      const std::string what =
-          due && *due <= event.at
-              ? "a token of key " + id + " past its rotation date (" + format_rfc3339(*due) + ")"
-              : "a token naming key " + id + " with a wrong or rotated-out secret";
-      alert.message = what + " was used" + from +
-                      ": it may have leaked; find who holds it, and if in doubt rotate the key "
-                      "with till key rotate " +
-                      id + " or revoke it";
-    }
-    if (action == AlertAction::kSuspend) {
-      alert.message += "; till suspended it (till key resume " + id + " once checked)";
-    }
-    raise_once(out, std::move(alert), id, event.error_code, event.at);
+    raise_once(out, kStaleToken, id, event.error_code, event.at, [&] {
+      RaisedAlert alert = make_alert(kStaleToken, id, "critical", action);
+      if (revoked || expired) {
+        alert.message = "the token of " + std::string(revoked ? "revoked" : "expired") + " key " +
+                        id + " was used" + from +
+                        ": it may have leaked; find where it is still stored and remove it";
+      } else {
+        const std::optional<Timestamp> due = key->record.rotation_due_at();
+        const std::string what =
+            due && *due <= event.at
+                ? "a token of key " + id + " past its rotation date (" + format_rfc3339(*due) + ")"
+                : "a token naming key " + id + " with a wrong or rotated-out secret";
+        alert.message = what + " was used" + from +
+                        ": it may have leaked; find who holds it, and if in doubt rotate the key "
+                        "with till key rotate " +
+                        id + " or revoke it";
+      }
+      if (action == AlertAction::kSuspend) {
+        alert.message += "; till suspended it (till key resume " + id + " once checked)";
+      }
+      return alert;
+    });
   }
 
   void invalid_key_burst(const UsageEvent& event, std::vector<RaisedAlert>& out) {
@@ -647,19 +669,22 @@ struct AlertEngine::State {
     if (action == AlertAction::kOff) return;
     const std::string& id = event.key_id;
     const std::string provider = event.provider.empty() ? "the provider" : event.provider;
-    RaisedAlert alert = make_alert(kUpstreamRejected, id, "critical", action);
-    alert.message = provider + " refused the upstream credential of key " + id + " (HTTP " +
-                    std::to_string(event.upstream_status) +
-                    "): it may have been revoked or rotated outside till; ";
-    if (key && key->record.credential) {
-      alert.message += "replace the secret with till credential rotate " + *key->record.credential;
-    } else if (key) {
-      alert.message += "set a valid provider key and rotate the key with till key rotate " + id;
-    } else {
-      alert.message += "check the provider key it uses";
-    }
-    if (action == AlertAction::kSuspend) alert.message += "; till suspended the key meanwhile";
-    raise_once(out, std::move(alert), id, "", event.at);
+    raise_once(out, kUpstreamRejected, id, "", event.at, [&] {
+      RaisedAlert alert = make_alert(kUpstreamRejected, id, "critical", action);
+      alert.message = provider + " refused the upstream credential of key " + id + " (HTTP " +
+                      std::to_string(event.upstream_status) +
+                      "): it may have been revoked or rotated outside till; ";
+      if (key && key->record.credential) {
+        alert.message +=
+            "replace the secret with till credential rotate " + *key->record.credential;
+      } else if (key) {
+        alert.message += "set a valid provider key and rotate the key with till key rotate " + id;
+      } else {
+        alert.message += "check the provider key it uses";
+      }
+      if (action == AlertAction::kSuspend) alert.message += "; till suspended the key meanwhile";
+      return alert;
+    });
   }
 
   // One rotation reminder: `what` names the key's token or the credential.
@@ -670,15 +695,18 @@ struct AlertEngine::State {
     if (!overdue && due - at > settings.rotation_notice) return;
     const AlertAction action = action_for(kRotationDue, nullptr);
     if (action == AlertAction::kOff) return;
-    RaisedAlert alert = make_alert(kRotationDue, key_id, overdue ? "critical" : "warning", action);
-    if (overdue) {
-      alert.message = what + " was due for rotation at " + format_rfc3339(due) + " (" +
-                      approx_duration(at - due) + " ago); rotate it now with " + command;
-    } else {
-      alert.message = what + " is due for rotation at " + format_rfc3339(due) + " (in " +
-                      approx_duration(due - at) + "); rotate it before then with " + command;
-    }
-    raise_once(out, std::move(alert), subject, overdue ? "overdue" : "due", at);
+    raise_once(out, kRotationDue, subject, overdue ? "overdue" : "due", at, [&] {
+      RaisedAlert alert =
+          make_alert(kRotationDue, key_id, overdue ? "critical" : "warning", action);
+      if (overdue) {
+        alert.message = what + " was due for rotation at " + format_rfc3339(due) + " (" +
+                        approx_duration(at - due) + " ago); rotate it now with " + command;
+      } else {
+        alert.message = what + " is due for rotation at " + format_rfc3339(due) + " (in " +
+                        approx_duration(due - at) + "); rotate it before then with " + command;
+      }
+      return alert;
+    });
   }
 };
 

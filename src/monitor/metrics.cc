@@ -304,58 +304,51 @@ Metrics::Metrics(const PricingTable& pricing) : impl_(std::make_unique<Impl>(pri
 
 Metrics::~Metrics() = default;
 
-void Metrics::observe(const UsageEvent& event) {
+void Metrics::observe(std::span<const UsageEvent> events) {
   Impl& m = *impl_;
-  const size_t provider = m.provider_index(event.provider);
-  const Outcome outcome = outcome_of(event);
-  const Usage& usage = event.usage;
-  const std::array<int64_t, kTokenKinds> tokens = {
-      usage.input_tokens - usage.cached_input_tokens, usage.cached_input_tokens,
-      usage.output_tokens - usage.reasoning_tokens, usage.reasoning_tokens, usage.unmetered_tokens};
-  bool charged = usage.spend.nanos() > 0;
-  for (int64_t n : tokens) charged = charged || n > 0;
-  const bool upstream = event.forwarded && event.upstream_status != 0;
-  const bool first_byte =
-      event.forwarded && event.streaming && event.time_to_first_byte.count() > 0;
+  // One lock for the batch: the series are looked up under it (their maps grow), and the
+  // increments, atomic anyway, stay inside rather than take it once per event.
+  std::lock_guard lock(m.mu);
+  for (const UsageEvent& event : events) {
+    const size_t provider = m.provider_index(event.provider);
+    const Outcome outcome = outcome_of(event);
+    const Usage& usage = event.usage;
+    const std::array<int64_t, kTokenKinds> tokens = {
+        usage.input_tokens - usage.cached_input_tokens, usage.cached_input_tokens,
+        usage.output_tokens - usage.reasoning_tokens, usage.reasoning_tokens,
+        usage.unmetered_tokens};
+    bool charged = usage.spend.nanos() > 0;
+    for (int64_t n : tokens) charged = charged || n > 0;
+    const bool upstream = event.forwarded && event.upstream_status != 0;
+    const bool first_byte =
+        event.forwarded && event.streaming && event.time_to_first_byte.count() > 0;
 
-  Counter* requests = nullptr;
-  Histogram* request_duration = nullptr;
-  Histogram* upstream_duration = nullptr;
-  Histogram* first_byte_duration = nullptr;
-  Impl::ModelSeries* model = nullptr;
-  {
-    std::lock_guard lock(m.mu);
-    requests = &m.request_counter(provider, status_class(event.status), outcome);
-    request_duration =
-        &m.histogram(m.request_durations, m.request_duration_family, provider, request_buckets());
+    m.request_counter(provider, status_class(event.status), outcome).Increment();
+    m.histogram(m.request_durations, m.request_duration_family, provider, request_buckets())
+        .Observe(seconds(event.latency));
     if (upstream) {
-      upstream_duration = &m.histogram(m.upstream_durations, m.upstream_duration_family, provider,
-                                       upstream_buckets());
+      m.histogram(m.upstream_durations, m.upstream_duration_family, provider, upstream_buckets())
+          .Observe(seconds(event.upstream_latency));
     }
     if (first_byte) {
-      first_byte_duration =
-          &m.histogram(m.first_byte_durations, m.first_byte_family, provider, upstream_buckets());
+      m.histogram(m.first_byte_durations, m.first_byte_family, provider, upstream_buckets())
+          .Observe(seconds(event.time_to_first_byte));
     }
-    if (charged) model = &m.model_series(provider, event.model);
-  }
-
-  requests->Increment();
-  request_duration->Observe(seconds(event.latency));
-  if (upstream_duration) upstream_duration->Observe(seconds(event.upstream_latency));
-  if (first_byte_duration) first_byte_duration->Observe(seconds(event.time_to_first_byte));
-  if (model) {
-    for (size_t kind = 0; kind < kTokenKinds; ++kind) {
-      if (tokens[kind] > 0) model->tokens[kind]->Increment(static_cast<double>(tokens[kind]));
+    if (charged) {
+      Impl::ModelSeries* model = &m.model_series(provider, event.model);
+      for (size_t kind = 0; kind < kTokenKinds; ++kind) {
+        if (tokens[kind] > 0) model->tokens[kind]->Increment(static_cast<double>(tokens[kind]));
+      }
+      if (usage.spend.nanos() > 0) {
+        model->spend->Increment(static_cast<double>(usage.spend.nanos()) /
+                                static_cast<double>(Money::kNanosPerDollar));
+      }
     }
-    if (usage.spend.nanos() > 0) {
-      model->spend->Increment(static_cast<double>(usage.spend.nanos()) /
-                              static_cast<double>(Money::kNanosPerDollar));
+    if (event.error_code == "invalid_api_key") {
+      m.auth_failures->Increment();
+    } else if (const int reason = refusal_reason(event.error_code); reason >= 0) {
+      m.refusals[static_cast<size_t>(reason)]->Increment();
     }
-  }
-  if (event.error_code == "invalid_api_key") {
-    m.auth_failures->Increment();
-  } else if (const int reason = refusal_reason(event.error_code); reason >= 0) {
-    m.refusals[static_cast<size_t>(reason)]->Increment();
   }
 }
 

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -59,8 +60,10 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // Counts one request (requests, durations, tokens, spend, refusals, auth failures).
-  void observe(const UsageEvent& event);
+  // Counts requests (requests, durations, tokens, spend, refusals, auth failures): a batch of
+  // events under one lock, or one.
+  void observe(std::span<const UsageEvent> events);
+  void observe(const UsageEvent& event) { observe(std::span(&event, 1)); }
 
   void alert_raised(std::string_view rule);
   void events_dropped(int64_t count);

@@ -130,9 +130,9 @@ void Monitor::process(std::vector<UsageEvent>& events) {
   }
   // One look at each key per batch: the ledger's figures are exact, and a batch spans a fraction
   // of a second.
+  metrics_.observe(events);
   std::unordered_map<std::string, std::optional<KeySnapshot>> snapshots;
   for (const UsageEvent& event : events) {
-    metrics_.observe(event);
     if (access_log_) access_log_->write(event);
 
     const KeySnapshot* snapshot = nullptr;
