@@ -3,7 +3,7 @@
 #   make test   install what is missing, build, run every test (unit, integration, fuzz)
 #
 # More: `make test-sanitize` (ASan+UBSan build of the unit and integration tests), `make fuzz`,
-# `make bench` (../shared/bench/proxy-bench), `make format`, `make clean`.
+# `make bench` (../shared/bench/proxy-bench), `make bench-monitoring`, `make format`, `make clean`.
 
 BUILD        ?= build
 BUILD_SAN    ?= build-sanitize
@@ -14,7 +14,7 @@ TILL_ARGS    ?=
 
 CMAKE_FLAGS  := -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 
-.PHONY: deps build run test test-unit test-integration test-sanitize fuzz bench format clean
+.PHONY: deps build run test test-unit test-integration test-sanitize fuzz bench bench-monitoring format clean
 
 deps:
 	@scripts/install-deps
@@ -57,6 +57,11 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 bench: build
 	@scripts/install-deps --bench
 	../shared/bench/proxy-bench --till $(BUILD)/till
+
+# Throughput and CPU per request with monitoring on against off (docs/monitoring.md, "Cost").
+bench-monitoring: build
+	@scripts/install-deps --bench
+	scripts/bench-monitoring --till $(BUILD)/till
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

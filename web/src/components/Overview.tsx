@@ -34,7 +34,7 @@ async function loadOverview(range: Range, signal: AbortSignal): Promise<Overview
     grouped('model'),
     get<AlertPage>(`/api/v1/alerts${query({ limit: RECENT_ALERTS })}`, signal),
   ]);
-  // Groups come sorted by spend, then requests (src/store/sqlite/sqlite_monitoring.cc).
+  // Groups come sorted by spend, then requests (SqliteStore::usage_summary).
   const topKeys = (byKey.groups ?? []).slice(0, TOP);
   await loadNames(
     [...topKeys.map((g) => g.key_id ?? ''), ...alerts.alerts.map((a) => a.key_id ?? '')],
