@@ -14,6 +14,7 @@
 #include "api/sub_key.h"
 #include "core/token.h"
 #include "core/url.h"
+#include "provider/sdk_environment.h"
 #include "proxy/error_response.h"
 #include "proxy/key_status_change.h"
 
@@ -26,6 +27,7 @@ constexpr std::string_view kApiPrefix = "/api/v1/";
 constexpr std::string_view kKeysPath = "/api/v1/keys";
 constexpr std::string_view kOwnKeyPath = "/api/v1/key";
 constexpr std::string_view kCredentialsPath = "/api/v1/credentials";
+constexpr std::string_view kProvidersPath = "/api/v1/providers";
 
 // Key ids are "key_" + base62; anything else cannot name a key.
 bool is_key_id(std::string_view id) {
@@ -89,6 +91,11 @@ Result<HttpResponse> ControlPlane::route(const HttpRequest& request, std::string
   if (path == kCredentialsPath || path.starts_with(std::string(kCredentialsPath) + "/")) {
     if (auto admin = require_admin(auth_, request); !admin) return fail(admin.error());
     return route_credentials(request, path, query);
+  }
+  if (path == kProvidersPath) {
+    if (auto admin = require_admin(auth_, request); !admin) return fail(admin.error());
+    if (request.method != "GET") return fail(method_not_allowed(request.method, path));
+    return list_providers();
   }
   return fail(no_such_endpoint(path));
 }
@@ -363,6 +370,23 @@ Result<HttpResponse> ControlPlane::list_credentials() {
     items.push_back(credential_to_json(credential, *users));
   }
   return json_response(200, json::serialize(json::object{{"credentials", std::move(items)}}));
+}
+
+Result<HttpResponse> ControlPlane::list_providers() {
+  // The SDK environment with placeholders, so that a client (the dashboard) fills in the address
+  // it reaches till at and a new key's token: the one table of variables is sdk_environment's.
+  json::array items;
+  for (const ProviderInfo& provider : all_providers()) {
+    json::object environment;
+    for (const auto& [name, value] : sdk_environment("{till_url}", provider, "{key}")) {
+      environment[name] = value;
+    }
+    items.push_back(json::object{{"name", provider.name},
+                                 {"display_name", provider.display_name},
+                                 {"api_key_env", provider.api_key_env},
+                                 {"environment", std::move(environment)}});
+  }
+  return json_response(200, json::serialize(json::object{{"providers", std::move(items)}}));
 }
 
 Result<HttpResponse> ControlPlane::show_credential(std::string_view name) {

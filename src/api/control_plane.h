@@ -87,6 +87,9 @@ class ControlPlane {
   Result<HttpResponse> replace_credential(std::string_view name, const HttpRequest& request);
   Result<HttpResponse> remove_credential(std::string_view name, std::string_view query);
 
+  // The providers and the environment that points their SDKs at till (admin).
+  Result<HttpResponse> list_providers();
+
   // 200/201 with the key's record (usage as the ledger sees it) and, if given, its new token.
   HttpResponse key_response(int status, const KeyRecord& key, const std::string* token = nullptr);
   // Number of ancestors of `key`.

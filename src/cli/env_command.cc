@@ -8,8 +8,8 @@
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/key_body.h"
-#include "cli/sdk_environment.h"
 #include "http/client.h"
+#include "provider/sdk_environment.h"
 
 namespace till {
 namespace {

@@ -30,9 +30,9 @@
 #include "cli/commands.h"
 #include "cli/json_display.h"
 #include "cli/key_body.h"
-#include "cli/sdk_environment.h"
 #include "cli/till_instance.h"
 #include "provider/provider_table.h"
+#include "provider/sdk_environment.h"
 
 extern char** environ;
 

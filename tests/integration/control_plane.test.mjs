@@ -13,6 +13,25 @@ test('healthz answers', async () => {
   assert.deepEqual(res.json, { status: 'ok' });
 });
 
+test('providers: every provider with the SDK environment `till env` prints, as a template', async () => {
+  assert.equal((await server.api('GET', '/api/v1/providers', { auth: null })).status, 401);
+  assert.equal((await server.api('POST', '/api/v1/providers')).status, 405);
+  const res = await server.api('GET', '/api/v1/providers');
+  assert.equal(res.status, 200);
+  const names = res.json.providers.map((p) => p.name);
+  assert.deepEqual(names, ['openai', 'anthropic', 'google', 'openrouter', 'mistral', 'groq', 'together',
+    'fireworks', 'perplexity', 'deepseek', 'xai', 'cohere']);
+  const byName = Object.fromEntries(res.json.providers.map((p) => [p.name, p]));
+  assert.deepEqual(byName.openai, {
+    name: 'openai', display_name: 'OpenAI', api_key_env: 'OPENAI_API_KEY',
+    environment: { OPENAI_API_KEY: '{key}', OPENAI_BASE_URL: '{till_url}/proxy/openai/v1',
+      TILL_BASE_URL: '{till_url}', TILL_KEY: '{key}' },
+  });
+  // An OpenAI-compatible provider also sets the OpenAI SDK's variables; Anthropic's SDK adds /v1 itself.
+  assert.equal(byName.groq.environment.OPENAI_BASE_URL, '{till_url}/proxy/groq/v1');
+  assert.equal(byName.anthropic.environment.ANTHROPIC_BASE_URL, '{till_url}/proxy/anthropic');
+});
+
 test('create → list → show → revoke', async () => {
   const created = await createKey(server, {
     name: 'research-agent', max_requests: 50, max_tokens: 100000, max_spend_usd: '5.00',

@@ -1,6 +1,7 @@
 // The shell: sign-in until there is an admin key, then the header, the navigation and the page
 // the location hash names.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { loadProviders } from '../providers';
 import { session, signOut, subscribeSession } from '../session';
 import { href, useRoute, type Route } from '../router';
 import { SignIn } from './SignIn';
@@ -9,7 +10,7 @@ import { KeysPage } from './KeysPage';
 import { CreateKey } from './CreateKey';
 import { KeyDetail } from './KeyDetail';
 import { AlertsPage } from './AlertsPage';
-import { PageHeader } from './ui';
+import { ErrorNote, Loading, PageHeader } from './ui';
 
 function useSession() {
   const [state, setState] = useState(session());
@@ -68,7 +69,34 @@ export function App() {
     window.scrollTo(0, 0);
   }, [route.page, route.page === 'key' ? route.id : '']);
 
+  // The provider table (names, SDK variables) is loaded once per sign-in, before any page.
+  const [providers, setProviders] = useState<{ key: string; error?: Error } | null>(null);
+  useEffect(() => {
+    if (!adminKey) return;
+    const controller = new AbortController();
+    loadProviders(controller.signal).then(
+      () => setProviders({ key: adminKey }),
+      (error: unknown) => {
+        if (!controller.signal.aborted) {
+          setProviders({ key: adminKey, error: error instanceof Error ? error : new Error(String(error)) });
+        }
+      },
+    );
+    return () => controller.abort();
+  }, [adminKey]);
+
   if (!adminKey) return <SignIn notice={notice} />;
+  if (providers?.key !== adminKey) return <Loading what="till's providers" />;
+  if (providers.error) {
+    return (
+      <main class="content">
+        <ErrorNote error={`Could not load till's providers: ${providers.error.message}`} />
+        <button type="button" class="button" onClick={() => signOut()}>
+          Sign out
+        </button>
+      </main>
+    );
+  }
 
   return (
     <>

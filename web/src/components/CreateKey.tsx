@@ -5,7 +5,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import { ApiError, get, post } from '../api';
 import { rememberKeys } from '../keyNames';
-import { PROVIDERS } from '../providers';
+import { allProviders } from '../providers';
 import { href, navigate } from '../router';
 import type { Credential, IssuedKey } from '../types';
 import { TokenPanel } from './TokenPanel';
@@ -236,9 +236,9 @@ export function CreateKey() {
                     setValues((v) => ({ ...v, provider, credential: '' }));
                   }}
                 >
-                  {PROVIDERS.map((p) => (
+                  {allProviders().map((p) => (
                     <option key={p.name} value={p.name}>
-                      {p.displayName}
+                      {p.display_name}
                     </option>
                   ))}
                 </select>

@@ -6,7 +6,7 @@ import { get, query } from '../api';
 import { formatCount, shortId } from '../format';
 import { rememberKeys } from '../keyNames';
 import { usePoll } from '../poll';
-import { PROVIDERS, providerLabel } from '../providers';
+import { allProviders, providerLabel } from '../providers';
 import { href } from '../router';
 import { KEY_STATUSES, type KeyPage, type KeyRecord } from '../types';
 import { Empty, ErrorNote, KeyLimit, Loading, PageHeader, StatusBadge, Time } from './ui';
@@ -87,9 +87,9 @@ export function KeysPage() {
           <label for="keys-provider">Provider</label>
           <select id="keys-provider" value={provider} onChange={(e) => setProvider(e.currentTarget.value)}>
             <option value="">Any provider</option>
-            {PROVIDERS.map((p) => (
+            {allProviders().map((p) => (
               <option key={p.name} value={p.name}>
-                {p.displayName}
+                {p.display_name}
               </option>
             ))}
           </select>

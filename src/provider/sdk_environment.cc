@@ -1,4 +1,4 @@
-#include "cli/sdk_environment.h"
+#include "provider/sdk_environment.h"
 
 namespace till {
 

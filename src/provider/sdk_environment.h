@@ -1,6 +1,7 @@
 // The environment variables that point a provider's SDKs at till with a scoped key:
 // OPENAI_API_KEY + OPENAI_BASE_URL, ANTHROPIC_API_KEY + ANTHROPIC_BASE_URL, …, TILL_KEY and
-// TILL_BASE_URL. Used by `till run` (the child's environment) and `till env` (export lines).
+// TILL_BASE_URL. Used by `till run` (the child's environment), `till env` (export lines) and
+// GET /api/v1/providers (the dashboard's export snippet).
 #pragma once
 
 #include <map>
