@@ -33,9 +33,10 @@ struct KeyFilter {
   std::optional<KeyStatus>
       status;  // stored status (an active key past expiry still matches active)
   std::optional<std::string> provider;
-  std::optional<std::string> name;  // exact match
-  std::string cursor;               // from KeyPage::next_cursor; empty = first page
-  int limit = 100;                  // 1..1000
+  std::optional<std::string> name;       // exact match
+  std::optional<std::string> parent_id;  // the parent's direct sub-keys only
+  std::string cursor;                    // from KeyPage::next_cursor; empty = first page
+  int limit = 100;                       // 1..1000
 };
 
 struct KeyPage {

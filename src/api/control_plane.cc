@@ -214,6 +214,9 @@ Result<HttpResponse> ControlPlane::list_keys(std::string_view query) {
       filter.provider = value;
     } else if (name == "name") {
       filter.name = value;
+    } else if (name == "parent") {
+      if (!is_key_id(value)) return fail(Error::invalid("parent", "parent: must be a key id"));
+      filter.parent_id = value;
     } else if (name == "cursor") {
       filter.cursor = value;
     } else if (name == "limit") {
@@ -222,7 +225,7 @@ Result<HttpResponse> ControlPlane::list_keys(std::string_view query) {
       filter.limit = *limit;
     } else {
       return fail(Error::invalid(name, name + ": unknown query parameter; known: status, "
-                                              "provider, name, cursor, limit"));
+                                              "provider, name, parent, cursor, limit"));
     }
   }
   auto page = store_.list_keys(filter);

@@ -270,6 +270,20 @@ test('traffic through till shows up live in the table and on the key page', T, a
   );
   await waitFor(async () => (await page.locator('.events-table tbody tr').count()) === 10, { timeoutMs: UI_WAIT, what: '10 events' });
   assert.match(await page.locator('.events-table tbody tr').first().innerText(), new RegExp(MODEL));
+
+  // The key's holder carves a sub-key for a sub-agent: it appears on the key's page.
+  const res = await fetch(`${till.url}/api/v1/key/children`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${created.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'dash-sub-agent', max_requests: 2, max_spend_usd: '0.10' }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 201, text);
+  const child = JSON.parse(text);
+  const childRow = page.locator(`[aria-label="Sub-keys"] tr[data-key-id="${child.id}"]`);
+  await childRow.waitFor({ timeout: UI_WAIT });
+  assert.match(await childRow.innerText(), /dash-sub-agent/);
+  assert.match(await childRow.locator('[data-limit="requests"]').innerText(), /0 \/ 2/);
   await admin.check();
 });
 

@@ -566,12 +566,14 @@ Result<KeyRecord> SqliteStore::find_key(std::string_view id) {
 }
 
 Result<Statement*> SqliteStore::list_statement(const KeyFilter& filter) {
-  size_t variant = (filter.status ? 1 : 0) | (filter.provider ? 2 : 0) | (filter.name ? 4 : 0);
+  size_t variant = (filter.status ? 1 : 0) | (filter.provider ? 2 : 0) | (filter.name ? 4 : 0) |
+                   (filter.parent_id ? 8 : 0);
   return connection_->cached(list_keys_[variant], [&] {
     std::string sql = "SELECT " + std::string(kKeyColumns) + " FROM keys WHERE seq < ?";
     if (filter.status) sql += " AND status = ?";
     if (filter.provider) sql += " AND provider = ?";
     if (filter.name) sql += " AND name = ?";
+    if (filter.parent_id) sql += " AND parent_id = ?";
     sql += " ORDER BY seq DESC LIMIT ?";
     return sql;
   });
@@ -593,6 +595,7 @@ Result<KeyPage> SqliteStore::list_keys(const KeyFilter& filter) {
   if (filter.status) list.bind(index++, to_string(*filter.status));
   if (filter.provider) list.bind(index++, std::string_view(*filter.provider));
   if (filter.name) list.bind(index++, std::string_view(*filter.name));
+  if (filter.parent_id) list.bind(index++, std::string_view(*filter.parent_id));
   // One row more than the page tells whether another page follows.
   list.bind(index++, static_cast<int64_t>(filter.limit) + 1);
 

@@ -187,8 +187,8 @@ class SqliteStore final : public Store {
   Statement update_credential_;
   Statement list_credential_users_;
   Statement delete_credential_;
-  // Indexed by which filters are set: bit 0 status, bit 1 provider, bit 2 name.
-  std::array<std::optional<Statement>, 8> list_keys_;
+  // Indexed by which filters are set: bit 0 status, bit 1 provider, bit 2 name, bit 3 parent.
+  std::array<std::optional<Statement>, 16> list_keys_;
   // On usage_connection_, guarded by usage_mutex_:
   Statement take_usage_event_ids_;
   Statement insert_usage_block_;

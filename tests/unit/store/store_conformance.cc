@@ -1148,6 +1148,29 @@ Limits spend_limit(int64_t nanos, std::optional<int64_t> requests = std::nullopt
   return Limits{requests, std::nullopt, Money::from_nanos(nanos)};
 }
 
+TEST_P(StoreConformanceTest, ListingByParentGivesItsDirectSubKeysOnly) {
+  ASSERT_OK(store_->insert_key(new_key("key_parent", spend_limit(kDollar, 100))));
+  ASSERT_OK(store_->insert_key(new_key("key_other", spend_limit(kDollar, 100))));
+  ASSERT_OK(store_->insert_key(sub_key("key_a", "key_parent", spend_limit(kDollar / 10, 10))));
+  ASSERT_OK(store_->insert_key(sub_key("key_b", "key_parent", spend_limit(kDollar / 10, 10))));
+  ASSERT_OK(store_->insert_key(sub_key("key_a_1", "key_a", spend_limit(kDollar / 100, 1))));
+  ASSERT_OK(store_->insert_key(sub_key("key_o", "key_other", spend_limit(kDollar / 10, 10))));
+  auto ids = [&](std::string parent) {
+    KeyFilter filter;
+    filter.parent_id = std::move(parent);
+    Result<KeyPage> page = store_->list_keys(filter);
+    EXPECT_OK(page);
+    std::vector<std::string> out;
+    if (page) {
+      for (const KeyRecord& key : page->keys) out.push_back(key.id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids("key_parent"), (std::vector<std::string>{"key_b", "key_a"}));  // newest first
+  EXPECT_EQ(ids("key_a"), std::vector<std::string>{"key_a_1"});
+  EXPECT_TRUE(ids("key_b").empty());
+}
+
 TEST_P(StoreConformanceTest, SubKeysAreCarvedFromTheParentsRemainingBudget) {
   ASSERT_OK(store_->insert_key(new_key("key_parent", spend_limit(kDollar, 100))));
   ASSERT_OK(store_->insert_key(sub_key("key_a", "key_parent", spend_limit(kDollar * 4 / 10, 10))));

@@ -8,9 +8,18 @@ import { knownName, rememberKeys } from '../keyNames';
 import { usePoll } from '../poll';
 import { providerLabel } from '../providers';
 import { href } from '../router';
-import type { AlertPage, IssuedKey, KeyRecord, UsageEvent, UsageEventPage, UsageSummary } from '../types';
+import type {
+  AlertPage,
+  IssuedKey,
+  KeyPage,
+  KeyRecord,
+  UsageEvent,
+  UsageEventPage,
+  UsageSummary,
+} from '../types';
 import { AlertTable } from './AlertTable';
 import { ConfirmDialog } from './ConfirmDialog';
+import { KeyTable } from './KeyTable';
 import { TokenPanel } from './TokenPanel';
 import { TotalsLine, UsageCharts } from './UsageCharts';
 import {
@@ -27,22 +36,28 @@ import {
   type Range,
 } from './ui';
 
+// Sub-keys listed on a key's page: enough for any agent tree a person reads on one screen.
+const SUB_KEYS = 50;
+
 interface KeyPageData {
   key: KeyRecord;
+  // Its direct sub-keys, newest first (the first page).
+  children: KeyPage;
   usage: UsageSummary;
   events: UsageEvent[];
   alerts: AlertPage;
 }
 
 async function loadKeyPage(id: string, range: Range, signal: AbortSignal): Promise<KeyPageData> {
-  const [key, usage, events, alerts] = await Promise.all([
+  const [key, children, usage, events, alerts] = await Promise.all([
     get<KeyRecord>(`/api/v1/keys/${segment(id)}`, signal),
+    get<KeyPage>(`/api/v1/keys${query({ parent: id, limit: SUB_KEYS })}`, signal),
     get<UsageSummary>(`/api/v1/usage${query({ key: id, from: range.id, bucket: range.bucket })}`, signal),
     get<UsageEventPage>(`/api/v1/usage/events${query({ key: id, limit: 50 })}`, signal),
     get<AlertPage>(`/api/v1/alerts${query({ key: id, limit: 20 })}`, signal),
   ]);
-  rememberKeys([key]);
-  return { key, usage, events: events.events, alerts };
+  rememberKeys([key, ...children.keys]);
+  return { key, children, usage, events: events.events, alerts };
 }
 
 type Action = 'suspend' | 'resume' | 'rotate' | 'revoke';
@@ -136,7 +151,7 @@ export function KeyDetail({ id }: { id: string }) {
     );
   }
 
-  const { key, usage, events, alerts } = data;
+  const { key, children, usage, events, alerts } = data;
   const can = allowed(key);
   // A key without a vault credential carries its upstream key sealed in its token; a new token
   // needs it again (till does not keep it).
@@ -301,6 +316,18 @@ export function KeyDetail({ id }: { id: string }) {
           </dl>
         </section>
       </div>
+
+      {children.keys.length > 0 && (
+        <section class="card" aria-labelledby="sub-keys-title">
+          <h2 id="sub-keys-title">Sub-keys</h2>
+          <p class="muted">
+            Carved out of this key's budget by its holder (<code>till run</code> inside{' '}
+            <code>till run</code>, or <code>POST /api/v1/key/children</code>)
+            {children.next_cursor ? `; the newest ${SUB_KEYS} are shown` : ''}.
+          </p>
+          <KeyTable keys={children.keys} label="Sub-keys" />
+        </section>
+      )}
 
       <section class="card" aria-labelledby="usage-title">
         <div class="card-header">

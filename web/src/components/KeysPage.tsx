@@ -3,13 +3,14 @@
 // loaded rows by name or id as you type.
 import { useMemo, useState } from 'preact/hooks';
 import { get, query } from '../api';
-import { formatCount, shortId } from '../format';
+import { formatCount } from '../format';
 import { rememberKeys } from '../keyNames';
 import { usePoll } from '../poll';
-import { allProviders, providerLabel } from '../providers';
+import { allProviders } from '../providers';
 import { href } from '../router';
 import { KEY_STATUSES, type KeyPage, type KeyRecord } from '../types';
-import { Empty, ErrorNote, KeyLimit, Loading, PageHeader, StatusBadge, Time } from './ui';
+import { KeyTable } from './KeyTable';
+import { Empty, ErrorNote, Loading, PageHeader } from './ui';
 
 const PAGE_SIZE = 250;
 export const MAX_KEYS = 1000;
@@ -119,60 +120,5 @@ export function KeysPage() {
       )}
       {shown.length > 0 && <KeyTable keys={shown} />}
     </>
-  );
-}
-
-function KeyTable({ keys }: { keys: KeyRecord[] }) {
-  return (
-    <div class="table-wrap" tabIndex={0} role="region" aria-label="Keys">
-      <table class="table keys-table stack">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Id</th>
-            <th scope="col">Provider</th>
-            <th scope="col">Status</th>
-            <th scope="col">Requests</th>
-            <th scope="col">Tokens</th>
-            <th scope="col">Spend</th>
-            <th scope="col">Created</th>
-            <th scope="col">Expires</th>
-          </tr>
-        </thead>
-        <tbody>
-          {keys.map((k) => (
-            <tr key={k.id} data-key-id={k.id}>
-              <th scope="row" class="key-name">
-                <a href={href.key(k.id)} title={k.name || undefined}>
-                  {k.name || <span class="muted">(unnamed)</span>}
-                </a>
-              </th>
-              <td data-label="Id">
-                <code title={k.id}>{shortId(k.id)}</code>
-              </td>
-              <td data-label="Provider">{providerLabel(k.provider)}</td>
-              <td data-label="Status">
-                <StatusBadge status={k.status} />
-              </td>
-              <td class="limit-cell" data-limit="requests" data-label="Requests">
-                <KeyLimit keyRecord={k} kind="requests" />
-              </td>
-              <td class="limit-cell" data-limit="tokens" data-label="Tokens">
-                <KeyLimit keyRecord={k} kind="tokens" />
-              </td>
-              <td class="limit-cell" data-limit="spend" data-label="Spend">
-                <KeyLimit keyRecord={k} kind="spend" />
-              </td>
-              <td class="nowrap" data-label="Created">
-                <Time at={k.created_at} short />
-              </td>
-              <td class="nowrap" data-label="Expires">
-                {k.expires_at ? <Time at={k.expires_at} short /> : <span class="muted">never</span>}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
   );
 }
