@@ -29,6 +29,7 @@ run: build
 	./$(BUILD)/till serve $(TILL_ARGS)
 
 test: build
+	@scripts/install-deps --browser
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory fuzz
 

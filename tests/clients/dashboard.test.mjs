@@ -26,7 +26,7 @@ import { TillServer, tempDir, waitFor } from '../integration/lib/till.mjs';
 const CHROMIUM = '/usr/bin/chromium';
 // Without Chromium the test is skipped on a developer's machine, but fails under CI.
 const SKIP = !existsSync(CHROMIUM) && !process.env.CI
-  ? `${CHROMIUM} is missing (apt-get install chromium); the dashboard test needs it`
+  ? `${CHROMIUM} is missing (scripts/install-deps --browser); the dashboard test needs it`
   : false;
 
 const UPSTREAM_KEY = 'sk-real-dashboard-test';
