@@ -74,6 +74,13 @@ constexpr std::chrono::milliseconds bucket_length(UsageBucket bucket) {
   }
   return std::chrono::hours(1);
 }
+// The start, in Unix ms, of the bucket of `length` that `unix_ms` is in: rounded down to a
+// multiple of the length (also before 1970, where % alone would round up).
+constexpr int64_t bucket_start_ms(int64_t unix_ms, std::chrono::milliseconds length) {
+  const int64_t n = length.count();
+  return unix_ms - ((unix_ms % n) + n) % n;
+}
+
 enum class UsageGroup { kNone, kKey, kProvider, kModel };
 
 // Sums over usage events. `requests` counts forwarded ones (as a key's used.requests does);

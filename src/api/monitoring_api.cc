@@ -117,7 +117,7 @@ json::object totals_json(const UsageTotals& t) {
 // zeros where the store had no events: charts need no gaps.
 json::array dense_series(const UsageSeries& series, const UsageFilter& filter, UsageBucket bucket) {
   const int64_t length = bucket_length(bucket).count();
-  const int64_t first = to_unix_ms(filter.from) - to_unix_ms(filter.from) % length;
+  const int64_t first = bucket_start_ms(to_unix_ms(filter.from), bucket_length(bucket));
   const int64_t last = to_unix_ms(filter.to) - 1;
   json::array points;
   size_t next = 0;

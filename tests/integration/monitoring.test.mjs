@@ -97,6 +97,13 @@ test('usage totals equal what the provider reported, over streams and plain call
   assert.equal(lines.length, 1 + 9, 'a header and one line per openai call');
 });
 
+test('the dense series starts on the bucket holding `from`, also before 1970', async () => {
+  const res = await env.server.api('GET',
+    '/api/v1/usage?from=1969-12-31T23:30:00Z&to=1970-01-01T00:30:00Z&bucket=hour');
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.json.series.map((p) => p.start), ['1969-12-31T23:00:00Z', '1970-01-01T00:00:00Z']);
+});
+
 test('/metrics parses as Prometheus text and its counters match the traffic', async () => {
   const key = await proxyKey(env.server, 'openai', { max_requests: 100 });
   const metricsBefore = parsePrometheus(await (await fetch(`${env.server.url}/metrics`)).text());

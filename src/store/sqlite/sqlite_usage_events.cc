@@ -41,10 +41,7 @@ constexpr int64_t kDeleteBlocksPerBatch = 32;
 // usage_minutes sums events per minute.
 constexpr int64_t kMinuteMs = 60'000;
 
-// The start of the bucket of `length` that `ms` is in (rounding down, also before 1970).
-int64_t bucket_of(int64_t ms, int64_t length) { return ms - ((ms % length) + length) % length; }
-
-int64_t minute_of(int64_t ms) { return bucket_of(ms, kMinuteMs); }
+int64_t minute_of(int64_t ms) { return bucket_start_ms(ms, std::chrono::milliseconds(kMinuteMs)); }
 
 int64_t saturating_add(int64_t a, int64_t b) {
   int64_t sum = 0;
@@ -573,8 +570,8 @@ Result<std::vector<UsageSeries>> SqliteStore::usage_summary(const UsageFilter& f
           for (const UsageEvent& event : events) {
             const int64_t at = to_unix_ms(event.at);
             if (at < begin || at >= end || !matches(filter, event)) continue;
-            UsageTotals& sum =
-                partial[std::pair(std::string(group_of(event, group)), bucket_of(at, length))];
+            UsageTotals& sum = partial[std::pair(std::string(group_of(event, group)),
+                                                 bucket_start_ms(at, bucket_length(bucket)))];
             overflow |= !add_totals(sum, totals_of(event));
           }
           return true;
