@@ -20,6 +20,7 @@
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/usage_event_codec.h"
 #include "unit/store/store_conformance.h"
+#include "unit/store/usage_event_testing.h"
 
 namespace till::test {
 namespace {
@@ -390,13 +391,6 @@ void insert_version_one_event(sqlite3* db, int64_t id, const UsageEvent& event) 
   sqlite3_finalize(stmt);
 }
 
-// Every field but the body hash (which is never stored).
-auto stored_fields(const UsageEvent& e) {
-  return std::tuple(e.id, e.at, e.key_id, e.provider, e.model, e.status, e.error_code, e.forwarded,
-                    e.streaming, e.upstream_status, e.usage, e.latency, e.upstream_latency,
-                    e.time_to_first_byte, e.client_address);
-}
-
 // Sums per (key, bucket start) of the events in [from, to), as grouped summaries report them.
 std::map<std::pair<std::string, int64_t>, UsageTotals> sums_by_key(
     const std::vector<UsageEvent>& events, int64_t from, int64_t to, int64_t bucket_ms) {
@@ -405,14 +399,7 @@ std::map<std::pair<std::string, int64_t>, UsageTotals> sums_by_key(
     const int64_t at = to_unix_ms(event.at);
     if (at < from || at >= to) continue;
     UsageTotals& sum = sums[{event.key_id, at - ((at % bucket_ms) + bucket_ms) % bucket_ms}];
-    sum.requests += event.forwarded ? event.usage.requests : 0;
-    sum.refused += event.forwarded ? 0 : 1;
-    sum.input_tokens += event.usage.input_tokens;
-    sum.cached_input_tokens += event.usage.cached_input_tokens;
-    sum.output_tokens += event.usage.output_tokens;
-    sum.reasoning_tokens += event.usage.reasoning_tokens;
-    sum.unmetered_tokens += event.usage.unmetered_tokens;
-    sum.spend += event.usage.spend;
+    add_event(sum, event);
   }
   return sums;
 }
@@ -486,7 +473,10 @@ TEST_F(SqliteStoreTest, UpgradingMovesVersionOneUsageEventsIntoBlocks) {
     }
     ASSERT_EQ(listed.size(), newest_first.size());
     for (size_t i = 0; i < listed.size(); ++i) {
-      ASSERT_EQ(stored_fields(listed[i]), stored_fields(newest_first[i])) << "event " << i;
+      SCOPED_TRACE("event " + std::to_string(i));
+      ASSERT_EQ(listed[i].id, newest_first[i].id);
+      expect_same_event(listed[i], newest_first[i]);
+      if (HasFailure()) return;
     }
 
     // Whole and partial minutes, by minute and by key.

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "unit/store/usage_event_testing.h"
+
 namespace till::test {
 
 using namespace std::chrono_literals;
@@ -1557,19 +1559,7 @@ UsageFilter time_range(Timestamp from, Timestamp to) {
 // What usage_summary must report for `events`: requests of forwarded ones, the rest refused.
 UsageTotals totals_of(const std::vector<UsageEvent>& events) {
   UsageTotals totals;
-  for (const UsageEvent& event : events) {
-    if (event.forwarded) {
-      totals.requests += event.usage.requests;
-    } else {
-      ++totals.refused;
-    }
-    totals.input_tokens += event.usage.input_tokens;
-    totals.cached_input_tokens += event.usage.cached_input_tokens;
-    totals.output_tokens += event.usage.output_tokens;
-    totals.reasoning_tokens += event.usage.reasoning_tokens;
-    totals.unmetered_tokens += event.usage.unmetered_tokens;
-    totals.spend += event.usage.spend;
-  }
+  for (const UsageEvent& event : events) add_event(totals, event);
   return totals;
 }
 
@@ -1596,24 +1586,6 @@ std::vector<int64_t> requests_of(const UsageSeries& series) {
   std::vector<int64_t> requests;
   for (const UsagePoint& point : series.points) requests.push_back(point.totals.requests);
   return requests;
-}
-
-void expect_same_event(const UsageEvent& actual, const UsageEvent& expected) {
-  EXPECT_EQ(actual.at, expected.at);
-  EXPECT_EQ(actual.key_id, expected.key_id);
-  EXPECT_EQ(actual.provider, expected.provider);
-  EXPECT_EQ(actual.model, expected.model);
-  EXPECT_EQ(actual.status, expected.status);
-  EXPECT_EQ(actual.error_code, expected.error_code);
-  EXPECT_EQ(actual.forwarded, expected.forwarded);
-  EXPECT_EQ(actual.streaming, expected.streaming);
-  EXPECT_EQ(actual.upstream_status, expected.upstream_status);
-  EXPECT_EQ(actual.usage, expected.usage);
-  EXPECT_EQ(actual.latency, expected.latency);
-  EXPECT_EQ(actual.upstream_latency, expected.upstream_latency);
-  EXPECT_EQ(actual.time_to_first_byte, expected.time_to_first_byte);
-  EXPECT_EQ(actual.client_address, expected.client_address);
-  EXPECT_EQ(actual.body_hash, 0u);  // in memory only
 }
 
 // Pages through the events `filter` selects and returns them, checking each page's size.
@@ -2139,11 +2111,7 @@ TEST_P(StoreConformanceTest, UsageSummaryOfAnyRangeCountsExactlyTheEventsInIt) {
       for (const UsageEvent& event : events) {
         if (event.at < filter.from || event.at >= filter.to) continue;
         if (filter.key_id && event.key_id != *filter.key_id) continue;
-        expected.requests += event.forwarded ? 1 : 0;
-        expected.refused += event.forwarded ? 0 : 1;
-        expected.input_tokens += event.usage.input_tokens;
-        expected.output_tokens += event.usage.output_tokens;
-        expected.spend = Money::from_nanos(expected.spend.nanos() + event.usage.spend.nanos());
+        add_event(expected, event);
       }
       for (UsageBucket bucket : {UsageBucket::kMinute, UsageBucket::kHour}) {
         EXPECT_EQ(only_series(*store_, filter, bucket).totals, expected)

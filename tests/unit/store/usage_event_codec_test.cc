@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "unit/store/usage_event_testing.h"
+
 namespace till::sqlite {
 namespace {
 
@@ -44,21 +46,7 @@ UsageEvent full_event(int64_t at_ms, int i) {
 
 void expect_same(const UsageEvent& actual, const UsageEvent& expected, int64_t id) {
   EXPECT_EQ(actual.id, id);
-  EXPECT_EQ(actual.at, expected.at);
-  EXPECT_EQ(actual.key_id, expected.key_id);
-  EXPECT_EQ(actual.provider, expected.provider);
-  EXPECT_EQ(actual.model, expected.model);
-  EXPECT_EQ(actual.status, expected.status);
-  EXPECT_EQ(actual.error_code, expected.error_code);
-  EXPECT_EQ(actual.forwarded, expected.forwarded);
-  EXPECT_EQ(actual.streaming, expected.streaming);
-  EXPECT_EQ(actual.upstream_status, expected.upstream_status);
-  EXPECT_EQ(actual.usage, expected.usage);
-  EXPECT_EQ(actual.latency, expected.latency);
-  EXPECT_EQ(actual.upstream_latency, expected.upstream_latency);
-  EXPECT_EQ(actual.time_to_first_byte, expected.time_to_first_byte);
-  EXPECT_EQ(actual.client_address, expected.client_address);
-  EXPECT_EQ(actual.body_hash, 0u);
+  test::expect_same_event(actual, expected);
 }
 
 Result<std::vector<UsageEvent>> decode(std::string_view blob, int64_t base_at_ms) {

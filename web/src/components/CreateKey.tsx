@@ -204,11 +204,27 @@ export function CreateKey() {
     );
   }
 
-  const input =
-    (name: FieldName, extra: Record<string, unknown> = {}) =>
-    (common: Record<string, unknown>) => (
-      <input type="text" {...common} {...extra} value={values[name]} onInput={set(name)} />
-    );
+  // A one-line text field (a function, not a component: a component defined here would be a new
+  // type on every render, and remount, losing focus and caret).
+  const textField = (
+    name: FieldName,
+    label: string,
+    hint: ComponentChildren,
+    { wide = false, ...extra }: { wide?: boolean; inputMode?: string; maxLength?: number } = {},
+  ) => (
+    <Field name={name} label={label} hint={hint} error={errors[name]} wide={wide}>
+      {(common) => (
+        <input
+          type="text"
+          {...common}
+          autoComplete="off"
+          {...extra}
+          value={values[name]}
+          onInput={set(name)}
+        />
+      )}
+    </Field>
+  );
 
   return (
     <>
@@ -244,9 +260,7 @@ export function CreateKey() {
                 </select>
               )}
             </Field>
-            <Field name="name" label="Name" hint="Up to 200 bytes, e.g. research-agent." error={errors.name}>
-              {input('name', { autoComplete: 'off', maxLength: 200 })}
-            </Field>
+            {textField('name', 'Name', 'Up to 200 bytes, e.g. research-agent.', { maxLength: 200 })}
           </div>
           <div class="radio-row" role="radiogroup" aria-label="Upstream credential">
             <label class="radio">
@@ -320,107 +334,64 @@ export function CreateKey() {
         <fieldset>
           <legend>Limits</legend>
           <div class="grid">
-            <Field
-              name="max_requests"
-              label="Max requests"
-              hint="Requests that reach the provider."
-              error={errors.max_requests}
-            >
-              {input('max_requests', { inputMode: 'numeric', autoComplete: 'off' })}
-            </Field>
-            <Field
-              name="max_tokens"
-              label="Max tokens"
-              hint="Input + output tokens."
-              error={errors.max_tokens}
-            >
-              {input('max_tokens', { inputMode: 'numeric', autoComplete: 'off' })}
-            </Field>
-            <Field
-              name="max_spend_usd"
-              label="Max spend (USD)"
-              hint={
-                <>
-                  A decimal, e.g. <code>5.00</code>.
-                </>
-              }
-              error={errors.max_spend_usd}
-            >
-              {input('max_spend_usd', { inputMode: 'decimal', autoComplete: 'off' })}
-            </Field>
-            <Field
-              name="expires_in"
-              label="Expires in"
-              hint={
-                <>
-                  A duration: <code>90m</code>, <code>24h</code>, <code>7d</code>.
-                </>
-              }
-              error={errors.expires_in}
-            >
-              {input('expires_in', { autoComplete: 'off' })}
-            </Field>
+            {textField('max_requests', 'Max requests', 'Requests that reach the provider.', {
+              inputMode: 'numeric',
+            })}
+            {textField('max_tokens', 'Max tokens', 'Input + output tokens.', { inputMode: 'numeric' })}
+            {textField(
+              'max_spend_usd',
+              'Max spend (USD)',
+              <>
+                A decimal, e.g. <code>5.00</code>.
+              </>,
+              { inputMode: 'decimal' },
+            )}
+            {textField(
+              'expires_in',
+              'Expires in',
+              <>
+                A duration: <code>90m</code>, <code>24h</code>, <code>7d</code>.
+              </>,
+            )}
           </div>
         </fieldset>
 
         <fieldset>
           <legend>Scope</legend>
           <div class="grid">
-            <Field
-              name="models"
-              label="Models"
-              hint={
-                <>
-                  Comma-separated, e.g. <code>gpt-4o-mini, gpt-4o</code>; empty allows any.
-                </>
-              }
-              error={errors.models}
-              wide
-            >
-              {input('models', { autoComplete: 'off' })}
-            </Field>
-            <Field name="rpm" label="Requests per minute" error={errors.rpm}>
-              {input('rpm', { inputMode: 'numeric', autoComplete: 'off' })}
-            </Field>
-            <Field
-              name="max_concurrency"
-              label="Max concurrency"
-              hint="Requests in flight at once."
-              error={errors.max_concurrency}
-            >
-              {input('max_concurrency', { inputMode: 'numeric', autoComplete: 'off' })}
-            </Field>
-            <Field
-              name="allowed_cidrs"
-              label="Allowed client addresses"
-              hint={
-                <>
-                  Comma-separated CIDRs: <code>10.0.0.0/8, ::1</code>.
-                </>
-              }
-              error={errors.allowed_cidrs}
-              wide
-            >
-              {input('allowed_cidrs', { autoComplete: 'off' })}
-            </Field>
+            {textField(
+              'models',
+              'Models',
+              <>
+                Comma-separated, e.g. <code>gpt-4o-mini, gpt-4o</code>; empty allows any.
+              </>,
+              { wide: true },
+            )}
+            {textField('rpm', 'Requests per minute', undefined, { inputMode: 'numeric' })}
+            {textField('max_concurrency', 'Max concurrency', 'Requests in flight at once.', {
+              inputMode: 'numeric',
+            })}
+            {textField(
+              'allowed_cidrs',
+              'Allowed client addresses',
+              <>
+                Comma-separated CIDRs: <code>10.0.0.0/8, ::1</code>.
+              </>,
+              { wide: true },
+            )}
           </div>
         </fieldset>
 
         <fieldset>
           <legend>Rotation and metadata</legend>
           <div class="grid">
-            <Field
-              name="rotate_every"
-              label="Rotate every"
-              hint={
-                <>
-                  Each token is refused this long after issue (at least <code>1m</code>).
-                </>
-              }
-              error={errors.rotate_every}
-            >
-              {input('rotate_every', { autoComplete: 'off' })}
-            </Field>
+            {textField(
+              'rotate_every',
+              'Rotate every',
+              <>
+                Each token is refused this long after issue (at least <code>1m</code>).
+              </>,
+            )}
             <Field
               name="metadata"
               label="Metadata (JSON object)"
